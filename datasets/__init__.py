@@ -1,0 +1,9 @@
+"""tf.data pipelines of multimodal datasets: `load`, `info`, `list_datasets`, noise transforms."""
+
+from . import av_mnist, synthetic_av  # noqa: F401  (registers the datasets)
+from .dataset_info import DatasetInfo, Modality, Task
+from .noise import augment, dropout_modality, white_noise
+from .registry import DATA_ENV, Source, info, list_datasets, load, register_dataset
+
+__all__ = ["DatasetInfo", "Modality", "Task", "Source", "DATA_ENV", "load", "info", "list_datasets",
+           "register_dataset", "augment", "white_noise", "dropout_modality"]

@@ -1,0 +1,119 @@
+"""What a dataset holds: its modalities, its task, its splits and where it comes from.
+
+`DatasetInfo` is plain data. Models are built from it (`zoo.create(name, info)`), and the parts a model needs
+(`Modality`, `Task`) turn into JSON-ready dicts with `get_config()` so that a saved model carries them in its config.
+"""
+
+import dataclasses
+
+MODALITY_KINDS = ("image", "spectrogram", "sequence", "vector", "text")
+TASK_TYPES = ("classification", "regression")
+
+
+@dataclasses.dataclass(frozen=True)
+class Modality:
+    """One input of a dataset.
+
+    Args:
+        name: str. The key of this modality in every feature dict, `keras.Input` and serving signature.
+        shape: tuple. Shape of one example, without the batch axis; `None` marks a variable length.
+        dtype: str. Tensor dtype of the features.
+        kind: str. One of `MODALITY_KINDS`; zoo models choose an encoder by it.
+        description: str. What the features are.
+    """
+
+    name: str
+    shape: tuple
+    dtype: str = "float32"
+    kind: str = "vector"
+    description: str = ""
+
+    def __post_init__(self):
+        if self.kind not in MODALITY_KINDS:
+            raise ValueError(f"Modality '{self.name}': kind must be one of {MODALITY_KINDS}, got '{self.kind}'.")
+        object.__setattr__(self, "shape", tuple(self.shape))
+
+    def get_config(self):
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "kind": self.kind,
+                "description": self.description}
+
+    @classmethod
+    def from_config(cls, config):
+        return config if isinstance(config, cls) else cls(**config)
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """What is predicted.
+
+    Args:
+        type: str. `"classification"` (integer labels in [0, num_classes)) or `"regression"` (a float per example).
+        num_classes: int. Number of classes K for classification.
+        value_range: tuple. (low, high) of regression targets, e.g. sentiment in [-3, 3].
+        metrics: tuple of str. Names of the metrics reported (see `multisensory.training.metrics`).
+    """
+
+    type: str
+    num_classes: int = None
+    value_range: tuple = None
+    metrics: tuple = ()
+
+    def __post_init__(self):
+        if self.type not in TASK_TYPES:
+            raise ValueError(f"Task type must be one of {TASK_TYPES}, got '{self.type}'.")
+        if self.type == "classification" and not (self.num_classes and self.num_classes >= 2):
+            raise ValueError("A classification task needs num_classes >= 2.")
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        if self.value_range is not None:
+            object.__setattr__(self, "value_range", tuple(self.value_range))
+
+    @property
+    def output_size(self):
+        return self.num_classes if self.type == "classification" else 1
+
+    def get_config(self):
+        return {"type": self.type, "num_classes": self.num_classes,
+                "value_range": None if self.value_range is None else list(self.value_range),
+                "metrics": list(self.metrics)}
+
+    @classmethod
+    def from_config(cls, config):
+        return config if isinstance(config, cls) else cls(**config)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """Everything known about a dataset before any file is read.
+
+    Args:
+        name: str. Registry name.
+        modalities: tuple of `Modality`.
+        task: `Task`.
+        splits: dict. Split name to number of examples (with default options).
+        license: str. Licence of the data.
+        citation: str. How to cite the data.
+        source: str. Where the files come from.
+        files: str. The layout expected under the data directory (empty for generated data).
+    """
+
+    name: str
+    modalities: tuple
+    task: Task
+    splits: dict
+    license: str = ""
+    citation: str = ""
+    source: str = ""
+    files: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "modalities", tuple(Modality.from_config(m) for m in self.modalities))
+
+    @property
+    def modality_names(self):
+        return tuple(m.name for m in self.modalities)
+
+    def modality(self, name):
+        for m in self.modalities:
+            if m.name == name:
+                return m
+        raise ValueError(f"Dataset '{self.name}' has no modality '{name}'; its modalities are {list(self.modality_names)}.")

@@ -1,0 +1,118 @@
+"""The dataset registry: `load(name, split, ...)`, `info(name)`, `list_datasets(pattern)`.
+
+A dataset registers its `DatasetInfo` and a loader `loader(split, data_dir, seed, **options) -> Source`. A `Source`
+knows how many examples a split has and how to fetch a batch of them by index; `load` adds shuffling, batching,
+noise and prefetching the same way for every dataset.
+"""
+
+import dataclasses
+import fnmatch
+import inspect
+import os
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from . import noise as noise_lib
+
+DATA_ENV = "MULTISENSORY_DATA"
+SPLITS = ("train", "validation", "test")
+
+_REGISTRY = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One split of a dataset, ready to be batched.
+
+    Args:
+        size: int. Number of examples.
+        fetch: callable. Maps an int64 tensor of example indices (batch,) to `({modality: tensor}, labels)`.
+    """
+
+    size: int
+    fetch: Callable
+
+
+def register_dataset(info, loader):
+    """Registers `loader(split, data_dir, seed, **options) -> Source` under `info.name`."""
+    _REGISTRY[info.name] = (info, loader)
+    return loader
+
+
+def list_datasets(pattern="*"):
+    """Registered dataset names matching a shell-style wildcard pattern, sorted."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+
+
+def info(name):
+    """The `DatasetInfo` of a registered dataset."""
+    return _lookup(name)[0]
+
+
+def _lookup(name):
+    if name not in _REGISTRY:
+        raise ValueError(f"Unknown dataset '{name}'. Available datasets: {', '.join(list_datasets())}.")
+    return _REGISTRY[name]
+
+
+def resolve_data_dir(dataset_info, data_dir=None):
+    """The directory a dataset's files are read from: `data_dir`, else `$MULTISENSORY_DATA`.
+
+    Raises:
+        FileNotFoundError: neither is set, or the directory does not exist; the message shows the expected layout.
+    """
+    data_dir = data_dir or os.environ.get(DATA_ENV)
+    if not data_dir or not os.path.isdir(data_dir):
+        where = f"'{data_dir}' does not exist" if data_dir else f"no data directory given (--data-dir or ${DATA_ENV})"
+        raise FileNotFoundError(
+            f"Dataset '{dataset_info.name}': {where}. Expected layout under the data directory:\n"
+            f"{dataset_info.files}\nSource: {dataset_info.source}")
+    return data_dir
+
+
+def missing_files_error(dataset_info, data_dir, missing):
+    """The error raised by loaders when expected files are absent."""
+    return FileNotFoundError(
+        f"Dataset '{dataset_info.name}': missing under '{data_dir}': {', '.join(missing)}. "
+        f"Expected layout:\n{dataset_info.files}\nSource: {dataset_info.source}")
+
+
+def load(name, split, data_dir=None, batch_size=32, noise=None, dropout=None, drop=(), seed=0, shuffle=None,
+         drop_remainder=False, **options):
+    """A batched, prefetched `tf.data.Dataset` of `({modality: tensor}, label)`.
+
+    Args:
+        name: str. A registered dataset (`list_datasets()`).
+        split: str. `"train"`, `"validation"` or `"test"`.
+        data_dir: str. Directory of the dataset's files; defaults to `$MULTISENSORY_DATA`.
+        batch_size: int. Examples per batch.
+        noise: dict. Modality to SNR (power ratio) of added white noise (see `multisensory.datasets.noise`).
+        dropout: dict. Modality to probability of zeroing it per example.
+        drop: iterable of str. Modalities zeroed in every example.
+        seed: int. Seeds the split's construction (where it is sampled), shuffling and noise.
+        shuffle: bool. Reshuffle every epoch; defaults to True for `"train"`. Training noise is redrawn each epoch
+            when shuffling, evaluation noise is fixed.
+        drop_remainder: bool. Drop the last incomplete batch.
+        **options: dataset-specific options (e.g. `num_pairs` of `av_mnist`); unknown ones raise `TypeError`.
+    """
+    dataset_info, loader = _lookup(name)
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split '{split}' of dataset '{name}'. Splits: {', '.join(SPLITS)}.")
+    accepted = [p for p in inspect.signature(loader).parameters if p not in ("split", "data_dir", "seed")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(f"Dataset '{name}' has no option(s) {unknown}; its options are {accepted}.")
+    if dataset_info.files:
+        data_dir = resolve_data_dir(dataset_info, data_dir)
+    source = loader(split, data_dir=data_dir, seed=seed, **options)
+    shuffle = split == "train" if shuffle is None else shuffle
+
+    indices = tf.data.Dataset.range(source.size)
+    if shuffle:
+        indices = indices.shuffle(source.size, seed=seed, reshuffle_each_iteration=True)
+    dataset = indices.batch(batch_size, drop_remainder=drop_remainder).map(
+        source.fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = noise_lib.augment(dataset, dataset_info.modality_names, snr=noise, dropout=dropout, drop=drop,
+                                seed=seed, rerandomize=shuffle)
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,23 @@
+"""Installs the four packages of the repository root under the `multisensory` namespace."""
+
+from setuptools import setup
+
+PACKAGES = ("zoo", "datasets", "training", "exports")
+
+setup(
+    name="multisensory",
+    version="0.1.0",
+    description="A Keras 3 model zoo of brain-inspired multimodal fusion.",
+    python_requires=">=3.10",
+    packages=[f"multisensory.{p}" for p in PACKAGES],
+    package_dir={f"multisensory.{p}": p for p in PACKAGES},
+    install_requires=[
+        "tensorflow==2.21.0",
+        "keras==3.15.1",
+        "keras-tuner==1.4.8",
+        "tensorboard==2.21.0",
+        "numpy",
+        "matplotlib",
+    ],
+    entry_points={"console_scripts": ["multisensory=multisensory.training.cli:main"]},
+)
