@@ -40,6 +40,9 @@ def create(name, dataset_info, **config):
         name: str. A registered model (`list_models()`).
         dataset_info: `DatasetInfo`, or the name of a registered dataset.
         **config: the model's configuration; unknown keys raise `ValueError` listing the accepted ones.
+
+    Returns:
+        The model, built (its weights exist).
     """
     from multisensory import datasets
 
@@ -49,4 +52,6 @@ def create(name, dataset_info, **config):
     unknown = sorted(set(config) - set(config_keys(name)) - {"name"})
     if unknown:
         raise ValueError(f"Model '{name}' has no configuration key(s) {unknown}; accepted: {config_keys(name)}.")
-    return cls(modalities=dataset_info.modalities, task=dataset_info.task, **config)
+    model = cls(modalities=dataset_info.modalities, task=dataset_info.task, **config)
+    model.build()
+    return model

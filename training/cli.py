@@ -1,0 +1,140 @@
+"""The `multisensory` command: list, train, evaluate, compare, export.
+
+Examples:
+    multisensory list
+    multisensory train --model additive_fusion --dataset av_mnist --data-dir ../shared/data \\
+        --noise image=0.25,audio=0.5 --epochs 10 --out runs/av
+    multisensory evaluate --model-path runs/av/model.keras --dataset av_mnist --noise audio=0.1
+    multisensory compare --model additive_fusion --dataset synthetic_av --epochs 8 --out runs/demo
+    multisensory export --model-path runs/av/model.keras --out serving --name av_additive
+"""
+
+import argparse
+import json
+import sys
+
+def parse_setting(text, value_type=float):
+    """Parses 'image=0.25,audio=0.5' into {"image": 0.25, "audio": 0.5}."""
+    setting = {}
+    for item in filter(None, (text or "").split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"expected modality=value[,modality=value...], got '{text}'")
+        setting[key.strip()] = value_type(value)
+    return setting
+
+
+def parse_assignments(items):
+    """Parses ['width=32', 'hidden=[64,32]', 'combine=concat'] into a dict, values read as JSON where they parse."""
+    config = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: expected KEY=VALUE, got '{item}'")
+        try:
+            config[key] = json.loads(value)
+        except json.JSONDecodeError:
+            config[key] = value
+    return config
+
+
+def _add_data_args(parser, with_dropout):
+    parser.add_argument("--dataset", required=True, help="dataset name (see `multisensory list`)")
+    parser.add_argument("--data-dir", help="directory of the dataset's files (default $MULTISENSORY_DATA)")
+    parser.add_argument("--noise", type=parse_setting, help="white-noise SNR (power ratio) per modality, "
+                        "e.g. image=0.25,audio=0.5")
+    if with_dropout:
+        parser.add_argument("--dropout", type=parse_setting, help="training modality dropout, e.g. audio=0.2")
+    parser.add_argument("--drop", default="", help="modalities zeroed everywhere, comma-separated")
+    parser.add_argument("--dataset-option", action="append", metavar="KEY=VALUE",
+                        help="dataset option, e.g. num_pairs=2000 (repeatable)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _add_train_args(parser):
+    parser.add_argument("--model", required=True, help="zoo model name (see `multisensory list`)")
+    _add_data_args(parser, with_dropout=True)
+    parser.add_argument("--config", action="append", metavar="KEY=VALUE",
+                        help="model configuration, e.g. width=32 (repeatable)")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--out", help="output directory (default runs/<model>-<dataset>)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="multisensory", description="Multimodal fusion model zoo.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list models and datasets")
+    _add_train_args(sub.add_parser("train", help="train a model, evaluate it on the test split, export it"))
+    _add_train_args(sub.add_parser("compare", help="train the fusion model and one unimodal baseline per modality"))
+    evaluate = sub.add_parser("evaluate", help="test metrics of a saved model")
+    evaluate.add_argument("--model-path", required=True, help="a .keras file written by `train`")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    _add_data_args(evaluate, with_dropout=False)
+    export = sub.add_parser("export", help="export a saved model as a SavedModel in TF-Serving layout")
+    export.add_argument("--model-path", required=True, help="a .keras file written by `train`")
+    export.add_argument("--out", required=True, help="TF-Serving base path")
+    export.add_argument("--name", help="model folder name (default: the model's name)")
+    export.add_argument("--version", type=int, help="version folder (default: the next integer)")
+    return parser
+
+
+def _drop(text):
+    return tuple(m.strip() for m in text.split(",") if m.strip())
+
+
+def _train_args(args):
+    return dict(data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, noise=args.noise,
+                dropout=args.dropout, seed=args.seed, config=parse_assignments(args.config),
+                dataset_options=parse_assignments(args.dataset_option))
+
+
+def _print_metrics(title, metrics):
+    print(title)
+    for name, value in metrics.items():
+        print(f"  {name:>12s}  {value:.4f}")
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from multisensory import datasets, zoo
+    from multisensory.training import runs
+
+    try:
+        if args.command == "list":
+            print("models:   " + ", ".join(zoo.list_models()))
+            print("datasets: " + ", ".join(datasets.list_datasets()))
+        elif args.command == "train":
+            out = args.out or f"runs/{args.model}-{args.dataset}"
+            metrics = runs.train(args.model, args.dataset, out, drop=_drop(args.drop), **_train_args(args))
+            _print_metrics(f"test metrics ({out}/metrics.json):", metrics)
+        elif args.command == "compare":
+            if args.drop:
+                raise ValueError("compare drops modalities itself; --drop is not accepted here.")
+            out = args.out or f"runs/compare-{args.model}-{args.dataset}"
+            results = runs.compare(args.model, args.dataset, out, **_train_args(args))
+            names = list(next(iter(results.values())))
+            print(f"\ntest metrics ({out}/compare.json)")
+            print(f"{'run':>16s}" + "".join(f"{n:>10s}" for n in names))
+            for run, metrics in results.items():
+                print(f"{run:>16s}" + "".join(f"{metrics[n]:>10.4f}" for n in names))
+        elif args.command == "evaluate":
+            metrics = runs.evaluate(args.model_path, args.dataset, data_dir=args.data_dir, split=args.split,
+                                    batch_size=args.batch_size, noise=args.noise, drop=_drop(args.drop),
+                                    seed=args.seed, dataset_options=parse_assignments(args.dataset_option))
+            _print_metrics(f"{args.split} metrics of {args.model_path}:", metrics)
+        elif args.command == "export":
+            import keras
+            from multisensory.exports import export_saved_model
+
+            model = keras.saving.load_model(args.model_path, safe_mode=True)
+            print(export_saved_model(model, args.out, model_name=args.name, version=args.version))
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

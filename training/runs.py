@@ -1,0 +1,108 @@
+"""Training, evaluation and comparison runs: what `multisensory train | evaluate | compare` do.
+
+A training run writes into its output directory:
+
+    logs/                 TensorBoard logs (scalars of every metric, per epoch)
+    backup/               `BackupAndRestore` state: rerunning the same command resumes an interrupted run
+                          at the epoch it stopped (removed when the run completes)
+    best.keras            the model of the epoch with the lowest validation loss
+    model.keras           the final model
+    metrics.json          test metrics of the final model, with the run's settings
+    export/<model>/<v>/   a SavedModel in TF-Serving layout (see `multisensory.exports`)
+
+Test metrics are measured under the run's own noise and dropped-modality settings (the condition trained for);
+`evaluate` measures any other condition.
+"""
+
+import json
+import os
+
+import keras
+
+from multisensory import datasets, zoo
+from multisensory.exports import export_saved_model
+
+
+def _pipelines(dataset, splits, data_dir, batch_size, noise, dropout, drop, seed, dataset_options):
+    """Loads the named splits; training-only augmentation (modality dropout) applies to 'train' alone."""
+    return {split: datasets.load(dataset, split, data_dir=data_dir, batch_size=batch_size, noise=noise,
+                                 dropout=dropout if split == "train" else None, drop=drop, seed=seed,
+                                 **dataset_options)
+            for split in splits}
+
+
+def _write_json(path, payload):
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True)
+
+
+def train(model, dataset, out, data_dir=None, epochs=5, batch_size=32, noise=None, dropout=None, drop=(), seed=0,
+          config=None, dataset_options=None, callbacks=(), export=True, verbose="auto"):
+    """Trains a zoo model with `model.fit` and returns the test metrics (a dict).
+
+    Args:
+        model: str. Zoo model name.
+        dataset: str. Dataset name.
+        out: str. Output directory (see the module docstring).
+        data_dir: str. Directory of the dataset's files (default `$MULTISENSORY_DATA`).
+        epochs, batch_size, seed: training settings; `seed` also seeds the data.
+        noise: dict. Modality to SNR of white noise, in every split.
+        dropout: dict. Modality to per-example dropout probability, in training only.
+        drop: iterable of str. Modalities zeroed in every split (unimodal baselines).
+        config: dict. Model configuration passed to `zoo.create`.
+        dataset_options: dict. Options passed to `datasets.load`.
+        callbacks: extra Keras callbacks.
+        export: bool. Write the SavedModel export.
+        verbose: Keras `fit` verbosity ("auto" shows the progress bar).
+    """
+    config, dataset_options = dict(config or {}), dict(dataset_options or {})
+    os.makedirs(out, exist_ok=True)
+    keras.utils.set_random_seed(seed)
+    data = _pipelines(dataset, ("train", "validation", "test"), data_dir, batch_size, noise, dropout, drop, seed,
+                      dataset_options)
+    net = zoo.create(model, datasets.info(dataset), **config)
+    net.compile()
+    net.fit(data["train"], validation_data=data["validation"], epochs=epochs, verbose=verbose, callbacks=[
+        keras.callbacks.TensorBoard(os.path.join(out, "logs")),
+        keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),
+        keras.callbacks.ModelCheckpoint(os.path.join(out, "best.keras"), monitor="val_loss", save_best_only=True),
+        *callbacks])
+    metrics = net.evaluate(data["test"], return_dict=True, verbose=0)
+    net.save(os.path.join(out, "model.keras"))
+    settings = {"model": model, "dataset": dataset, "config": config, "dataset_options": dataset_options,
+                "epochs": epochs, "batch_size": batch_size, "noise": noise or {}, "dropout": dropout or {},
+                "drop": sorted(drop), "seed": seed}
+    if export:
+        settings["export"] = export_saved_model(net, os.path.join(out, "export"), model_name=model)
+    _write_json(os.path.join(out, "metrics.json"), {"test": _floats(metrics), "settings": settings})
+    return _floats(metrics)
+
+
+def evaluate(model_path, dataset, data_dir=None, split="test", batch_size=64, noise=None, drop=(), seed=0,
+             dataset_options=None):
+    """Test metrics (a dict) of a saved `.keras` model on a split under the given noise and dropped modalities."""
+    net = keras.saving.load_model(model_path, safe_mode=True)
+    data = _pipelines(dataset, (split,), data_dir, batch_size, noise, None, drop, seed, dict(dataset_options or {}))
+    return _floats(net.evaluate(data[split], return_dict=True, verbose=0))
+
+
+def compare(model, dataset, out, **train_args):
+    """Trains the fusion model and, with the same settings, one unimodal baseline per modality.
+
+    A unimodal baseline is the same model with every other modality zeroed in training and test (Barnum et al.
+    2020 build theirs this way). Returns and writes to `<out>/compare.json` {run: test metrics} with runs
+    `fusion` and `<modality>_only`.
+    """
+    names = datasets.info(dataset).modality_names
+    runs = {"fusion": ()}
+    runs.update({f"{m}_only": tuple(n for n in names if n != m) for m in names})
+    results = {}
+    for run, drop in runs.items():
+        print(f"== {run}: {model} on {dataset}" + (f", dropped: {', '.join(drop)}" if drop else ""))
+        results[run] = train(model, dataset, os.path.join(out, run), drop=drop, **train_args)
+    _write_json(os.path.join(out, "compare.json"), results)
+    return results
+
+
+def _floats(metrics):
+    return {k: float(v) for k, v in metrics.items()}
