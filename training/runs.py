@@ -78,9 +78,13 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=32, noise=Non
     return _floats(metrics)
 
 
-def evaluate(model_path, dataset, data_dir=None, split="test", batch_size=64, noise=None, drop=(), seed=0,
+def evaluate(model_path, dataset, data_dir=None, split="test", batch_size=32, noise=None, drop=(), seed=0,
              dataset_options=None):
-    """Test metrics (a dict) of a saved `.keras` model on a split under the given noise and dropped modalities."""
+    """Metrics (a dict) of a saved `.keras` model on a split under the given noise and dropped modalities.
+
+    Noise is drawn per batch (see `multisensory.datasets.noise`): the same seed and batch size as a training run
+    reproduce its test metrics exactly.
+    """
     net = keras.saving.load_model(model_path, safe_mode=True)
     data = _pipelines(dataset, (split,), data_dir, batch_size, noise, None, drop, seed, dict(dataset_options or {}))
     return _floats(net.evaluate(data[split], return_dict=True, verbose=0))

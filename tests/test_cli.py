@@ -1,0 +1,91 @@
+"""The `multisensory` command and training runs: outputs, export layout, resuming an interrupted run."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from multisensory.training import cli, runs
+
+SMALL = ["--dataset", "synthetic_av", "--dataset-option", "num_examples=96", "--batch-size", "32"]
+
+
+def test_list(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "additive_fusion" in out and "late_fusion" in out and "av_mnist" in out and "synthetic_av" in out
+
+
+def test_parse_settings():
+    assert cli.parse_setting("image=0.25,audio=0.5") == {"image": 0.25, "audio": 0.5}
+    assert cli.parse_assignments(["width=8", "hidden=[8,4]", "combine=concat"]) == {
+        "width": 8, "hidden": [8, 4], "combine": "concat"}
+
+
+def test_train_evaluate_export(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    argv = ["train", "--model", "late_fusion", *SMALL, "--epochs", "2", "--out", out, "--noise", "audio=2",
+            "--config", "width=8", "--config", "hidden=[8]"]
+    assert cli.main(argv) == 0
+    assert "test metrics" in capsys.readouterr().out
+    report = json.load(open(os.path.join(out, "metrics.json")))
+    assert set(report["test"]) == {"loss", "accuracy", "error", "auc"}
+    assert report["test"]["accuracy"] == pytest.approx(1 - report["test"]["error"])
+    assert report["settings"]["noise"] == {"audio": 2.0} and report["settings"]["config"]["width"] == 8
+    assert os.listdir(os.path.join(out, "logs"))
+    assert not os.path.exists(os.path.join(out, "backup")), "the backup is removed once a run completes"
+    export_dir = os.path.join(out, "export", "late_fusion", "1")
+    assert os.path.isfile(os.path.join(export_dir, "saved_model.pb"))
+
+    assert cli.main(["evaluate", "--model-path", os.path.join(out, "model.keras"), *SMALL, "--noise", "audio=2"]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    again = runs.evaluate(os.path.join(out, "model.keras"), "synthetic_av", noise={"audio": 2.0},
+                            dataset_options={"num_examples": 96})
+    assert again == pytest.approx(report["test"], rel=1e-5)
+
+    serving = str(tmp_path / "serving")
+    for version in ("1", "2"):
+        assert cli.main(["export", "--model-path", os.path.join(out, "model.keras"), "--out", serving,
+                         "--name", "av"]) == 0
+        assert capsys.readouterr().out.strip() == os.path.join(serving, "av", version)
+    signature = tf.saved_model.load(os.path.join(serving, "av", "2")).signatures["serving_default"]
+    assert set(signature.structured_input_signature[1]) == {"image", "audio"}
+    assert set(signature.structured_outputs) == {"logits", "probabilities", "class_id"}
+
+
+def test_bad_names_exit_with_a_message(capsys):
+    assert cli.main(["train", "--model", "nope", *SMALL]) == 2
+    assert "additive_fusion, early_fusion, late_fusion" in capsys.readouterr().err
+    assert cli.main(["train", "--model", "late_fusion", "--dataset", "nope"]) == 2
+    assert "av_mnist, synthetic_av" in capsys.readouterr().err
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise RuntimeError("interrupted")
+
+
+class _Epochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append(epoch)
+
+
+def test_interrupted_run_resumes(tmp_path):
+    args = dict(epochs=4, batch_size=32, dataset_options={"num_examples": 64}, config={"width": 8}, export=False,
+                verbose=0)
+    out = str(tmp_path / "run")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        runs.train("additive_fusion", "synthetic_av", out, callbacks=[_Interrupt()], **args)
+    assert os.path.isdir(os.path.join(out, "backup"))
+    epochs = _Epochs()
+    runs.train("additive_fusion", "synthetic_av", out, callbacks=[epochs], **args)
+    assert epochs.seen == [2, 3]
+    assert np.isfinite(json.load(open(os.path.join(out, "metrics.json")))["test"]["loss"])

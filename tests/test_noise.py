@@ -1,0 +1,84 @@
+"""White noise at an SNR and modality dropout as seeded tf.data transforms."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from multisensory import datasets
+from multisensory.datasets import augment, dropout_modality, white_noise
+
+
+def batches(ds):
+    return [({k: v.numpy() for k, v in x.items()}, y.numpy()) for x, y in ds]
+
+
+@pytest.mark.parametrize("snr", [0.25, 0.5, 1.0, 4.0])
+def test_white_noise_reaches_the_requested_snr(snr):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (64, 28, 28, 1)).astype("float32") * rng.uniform(0.1, 3, (64, 1, 1, 1)).astype("float32")
+    noisy = white_noise(tf.constant(x), snr, tf.constant([1, 2])).numpy()
+    noise = noisy - x
+    measured = np.mean(np.mean(x ** 2, axis=(1, 2, 3)) / np.mean(noise ** 2, axis=(1, 2, 3)))
+    assert abs(measured / snr - 1) < 0.05, measured
+    assert abs(noise.mean()) < 0.05 * np.sqrt(np.mean(x ** 2) / snr)
+
+
+def test_snr_is_measured_per_example():
+    x = np.stack([np.full((100, 20), 0.1), np.full((100, 20), 10.0)]).astype("float32")
+    noise = white_noise(tf.constant(x), 1.0, tf.constant([3, 4])).numpy() - x
+    np.testing.assert_allclose(np.sqrt((noise ** 2).mean(axis=(1, 2))), [0.1, 10.0], rtol=0.05)
+
+
+def test_dropout_zero_is_identity_and_one_drops_everything():
+    x = tf.random.normal((16, 5))
+    np.testing.assert_array_equal(dropout_modality(x, 0.0, tf.constant([0, 1])), x)
+    np.testing.assert_array_equal(dropout_modality(x, 1.0, tf.constant([0, 1])), np.zeros((16, 5)))
+    half = dropout_modality(tf.ones((4000, 3)), 0.5, tf.constant([5, 6])).numpy()
+    assert np.all((half == 0).all(1) | (half == 1).all(1))
+    assert abs((half[:, 0] == 0).mean() - 0.5) < 0.03
+
+
+def test_pipeline_p0_dropout_is_identity():
+    plain = batches(datasets.load("synthetic_av", "test", num_examples=64))
+    same = batches(datasets.load("synthetic_av", "test", num_examples=64, dropout={"audio": 0.0, "image": 0.0}))
+    for (a, ya), (b, yb) in zip(plain, same):
+        np.testing.assert_array_equal(ya, yb)
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_pipeline_noise_is_seeded_and_per_modality():
+    clean = batches(datasets.load("synthetic_av", "test", num_examples=64))
+    a = batches(datasets.load("synthetic_av", "test", num_examples=64, noise={"audio": 0.5}, seed=0))
+    b = batches(datasets.load("synthetic_av", "test", num_examples=64, noise={"audio": 0.5}, seed=0))
+    c = batches(datasets.load("synthetic_av", "test", num_examples=64, noise={"audio": 0.5}, seed=1))
+    np.testing.assert_array_equal(a[0][0]["audio"], b[0][0]["audio"])
+    assert not np.allclose(a[0][0]["audio"], clean[0][0]["audio"])
+    assert not np.allclose(c[0][0]["audio"], a[0][0]["audio"])
+    np.testing.assert_array_equal(a[0][0]["image"], clean[0][0]["image"])
+
+
+def test_training_noise_changes_each_epoch_and_evaluation_noise_does_not():
+    test = datasets.load("synthetic_av", "test", num_examples=32, noise={"image": 1.0})
+    np.testing.assert_array_equal(batches(test)[0][0]["image"], batches(test)[0][0]["image"])
+    train = datasets.load("synthetic_av", "train", num_examples=32, batch_size=32, noise={"image": 1.0})
+    (first, y1), = batches(train)
+    (second, y2), = batches(train)
+    assert sorted(y1) == sorted(y2)  # the same examples, reshuffled, with new noise:
+    assert not np.allclose(np.sort(first["image"].ravel()), np.sort(second["image"].ravel()))
+
+
+def test_drop_zeros_the_named_modality_after_noise():
+    (x, _), = batches(datasets.load("synthetic_av", "test", num_examples=16, batch_size=16,
+                                    noise={"audio": 0.5}, drop=("audio",)))
+    assert np.all(x["audio"] == 0) and np.any(x["image"] != 0)
+
+
+def test_bad_settings_name_the_modality():
+    ds = datasets.load("synthetic_av", "test", num_examples=8)
+    with pytest.raises(ValueError, match="unknown modality 'video'"):
+        augment(ds, ["image", "audio"], snr={"video": 1.0})
+    with pytest.raises(ValueError, match="'audio'"):
+        augment(ds, ["image", "audio"], snr={"audio": -1.0})
+    with pytest.raises(ValueError, match="'image'"):
+        augment(ds, ["image", "audio"], dropout={"image": 1.5})
