@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from multisensory import datasets
-from multisensory.datasets import augment, dropout_modality, white_noise
+from multisensory.datasets import augment, bank_noise, dropout_modality, white_noise
 
 
 def batches(ds):
@@ -21,6 +21,41 @@ def test_white_noise_reaches_the_requested_snr(snr):
     measured = np.mean(np.mean(x ** 2, axis=(1, 2, 3)) / np.mean(noise ** 2, axis=(1, 2, 3)))
     assert abs(measured / snr - 1) < 0.05, measured
     assert abs(noise.mean()) < 0.05 * np.sqrt(np.mean(x ** 2) / snr)
+
+
+def measured_snr(clean, noisy):
+    axes = tuple(range(1, clean.ndim))
+    return np.mean(np.mean(clean ** 2, axis=axes) / np.mean((noisy - clean) ** 2, axis=axes))
+
+
+@pytest.mark.parametrize("snr", [0.25, 0.5, 2.0])
+def test_pipeline_noise_reaches_the_requested_snr(snr):
+    def first(**kw):
+        (x, _), = batches(datasets.load("synthetic_av", "test", num_examples=128, batch_size=128, **kw))
+        return x
+
+    clean, noisy = first(), first(noise={"image": snr, "audio": snr})
+    for modality in ("image", "audio"):
+        assert abs(measured_snr(clean[modality], noisy[modality]) / snr - 1) < 0.05, modality
+
+
+def test_bank_noise_is_unit_gaussian_from_distinct_rows():
+    bank = tf.random.stateless_normal((8, 4000), [0, 0])
+    noise = bank_noise(bank, 500, tf.constant([1, 2])).numpy()
+    assert abs(noise.std() - 1) < 0.01 and abs(noise.mean()) < 0.01
+    rows = bank.numpy()
+    for example in noise[:20]:  # every example is (B[i] + B[j]) / sqrt(2) with i != j
+        sums = {(i, j) for i in range(8) for j in range(8) if np.allclose(example, (rows[i] + rows[j]) / 2 ** 0.5)}
+        assert sums and all(i != j for i, j in sums)
+
+
+def test_variable_length_modalities_get_fresh_noise():
+    ds = tf.data.Dataset.range(8).map(lambda i: ({"seq": tf.ones((i % 3 + 200, 30))}, 0.0)).padded_batch(4)
+    assert ds.element_spec[0]["seq"].shape.as_list() == [None, None, 30]
+    (clean, _), = batches(ds.take(1))
+    (noisy, _), = batches(augment(ds, ["seq"], snr={"seq": 1.0}).take(1))
+    assert noisy["seq"].shape == clean["seq"].shape == (4, 202, 30)
+    assert abs(measured_snr(clean["seq"], noisy["seq"]) - 1) < 0.05
 
 
 def test_snr_is_measured_per_example():

@@ -1,0 +1,102 @@
+"""Is the `av_mnist` input pipeline fast enough to keep training busy? Prints one JSON object.
+
+Measured in one run, same machine:
+- `pipeline_examples_per_s`: `datasets.load("av_mnist", "train", noise=...)` (batched gather + batch-level noise).
+- `naive_pipeline_examples_per_s`: the same data and noise done per example (fetch one example, draw fresh
+  Gaussian noise for it from a per-example seed, then batch), the formulation the zoo's pipeline avoids (see
+  `multisensory.datasets.noise`); `speedup_vs_naive` is the ratio.
+- `training_examples_per_s`: `model.fit` of `additive_fusion` on batches already in memory, so the input
+  pipeline is not in the way; `pipeline_over_training` must be at least 5.
+- `peak_rss_mb`: peak resident memory of the process.
+
+Usage: MULTISENSORY_DATA=../shared/data python benchmarks/input_pipeline.py [--batch-size 64] [--batches 200]
+"""
+
+import argparse
+import json
+import os
+import resource
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from multisensory import datasets, zoo  # noqa: E402
+from multisensory.datasets import av_mnist, white_noise  # noqa: E402
+
+NOISE = {"image": 0.25, "audio": 0.5}
+
+
+def examples_per_s(dataset, batches):
+    iterator = iter(dataset)
+    next(iterator)  # warm-up: tracing, first reads
+    start, n = time.perf_counter(), 0
+    for _ in range(batches):
+        n += int(next(iterator)[1].shape[0])
+    return n / (time.perf_counter() - start)
+
+
+def naive_pipeline(data_dir, batch_size, seed=0):
+    source = av_mnist.load_split("train", data_dir, seed=seed)
+    names = list(NOISE)
+
+    def one(index):
+        features, label = source.fetch(tf.reshape(index, [1]))
+        for k, name in enumerate(names):
+            features[name] = white_noise(features[name], NOISE[name], tf.stack([tf.cast(index, tf.int64), k]))[0]
+        return features, label[0]
+
+    return (tf.data.Dataset.range(source.size).shuffle(source.size, seed=seed).repeat()
+            .map(one, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE))
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds = time.perf_counter() - self.start
+
+
+def training_examples_per_s(data_dir, batch_size, steps):
+    batches = datasets.load("av_mnist", "train", data_dir=data_dir, batch_size=batch_size, noise=NOISE)
+    cached = batches.take(steps).cache().repeat()
+    for _ in cached.take(steps):  # fill the cache before timing
+        pass
+    model = zoo.create("additive_fusion", datasets.info("av_mnist"))
+    model.compile()
+    timer = _EpochTimer()
+    model.fit(cached, steps_per_epoch=steps, epochs=2, verbose=0, callbacks=[timer])  # epoch 1 traces
+    return steps * batch_size / timer.seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=os.environ.get(datasets.DATA_ENV))
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--train-steps", type=int, default=40)
+    args = parser.parse_args()
+
+    pipeline = examples_per_s(datasets.load("av_mnist", "train", data_dir=args.data_dir, batch_size=args.batch_size,
+                                            noise=NOISE).repeat(), args.batches)
+    naive = examples_per_s(naive_pipeline(args.data_dir, args.batch_size), args.batches)
+    training = training_examples_per_s(args.data_dir, args.batch_size, args.train_steps)
+    print(json.dumps({
+        "benchmark": "input_pipeline", "dataset": "av_mnist", "noise": NOISE, "batch_size": args.batch_size,
+        "cpu_count": os.cpu_count(),
+        "pipeline_examples_per_s": round(pipeline, 1),
+        "naive_pipeline_examples_per_s": round(naive, 1),
+        "speedup_vs_naive": round(pipeline / naive, 2),
+        "training_model": "additive_fusion",
+        "training_examples_per_s": round(training, 1),
+        "training_step_ms": round(1000 * args.batch_size / training, 2),
+        "pipeline_over_training": round(pipeline / training, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
