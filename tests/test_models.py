@@ -69,3 +69,13 @@ def test_additive_fusion_sums_or_concatenates():
 def test_list_models_pattern():
     assert zoo.list_models("*fusion") == ["additive_fusion", "early_fusion", "late_fusion"]
     assert zoo.list_models("late*") == ["late_fusion"]
+
+
+@pytest.mark.parametrize("kind, shape", [("image", (16, 16, 1)), ("spectrogram", (20, 32)), ("sequence", (7, 3)),
+                                         ("vector", (5,))])
+def test_encoders_by_kind(kind, shape):
+    encoder = zoo.encoder_for(Modality("m", shape, kind=kind), width=12)
+    assert encoder.name == "m_encoder"
+    assert encoder(np.zeros((3,) + shape, "float32")).shape == (3, 12)
+    clone = type(encoder).from_config(encoder.get_config())
+    assert clone.get_config() == encoder.get_config()

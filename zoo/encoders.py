@@ -23,8 +23,19 @@ class _Stack(keras.layers.Layer):
         return x
 
 
+class _ConvEncoder(_Stack):
+    """Keeps the arguments shared by the convolutional encoders."""
+
+    def __init__(self, width, filters, dropout, **kwargs):
+        super().__init__(**kwargs)
+        self.width, self.filters, self.dropout = width, tuple(filters), dropout
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width, "filters": list(self.filters), "dropout": self.dropout}
+
+
 @_SERIALIZABLE
-class ImageEncoder(_Stack):
+class ImageEncoder(_ConvEncoder):
     """Convolutional encoder of images (batch, H, W, C) -> (batch, width).
 
     Args:
@@ -34,8 +45,7 @@ class ImageEncoder(_Stack):
     """
 
     def __init__(self, width=64, filters=(16, 32), dropout=0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.width, self.filters, self.dropout = width, tuple(filters), dropout
+        super().__init__(width, filters, dropout, **kwargs)
         self.stack = []
         for f in self.filters:
             self.stack += [keras.layers.Conv2D(f, 3, padding="same", activation="relu"),
@@ -43,12 +53,9 @@ class ImageEncoder(_Stack):
         self.stack += [keras.layers.Flatten(), keras.layers.Dropout(dropout),
                        keras.layers.Dense(width, activation="relu")]
 
-    def get_config(self):
-        return {**super().get_config(), "width": self.width, "filters": list(self.filters), "dropout": self.dropout}
-
 
 @_SERIALIZABLE
-class TemporalEncoder(_Stack):
+class TemporalEncoder(_ConvEncoder):
     """Convolutional encoder over time of (batch, time, features) -> (batch, width).
 
     Args:
@@ -59,8 +66,7 @@ class TemporalEncoder(_Stack):
     """
 
     def __init__(self, width=64, filters=(32, 64), dropout=0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.width, self.filters, self.dropout = width, tuple(filters), dropout
+        super().__init__(width, filters, dropout, **kwargs)
         self.stack = []
         for i, f in enumerate(self.filters):
             if i:
@@ -68,9 +74,6 @@ class TemporalEncoder(_Stack):
             self.stack.append(keras.layers.Conv1D(f, 5 if i == 0 else 3, padding="same", activation="relu"))
         self.stack += [keras.layers.GlobalMaxPooling1D(), keras.layers.Dropout(dropout),
                        keras.layers.Dense(width, activation="relu")]
-
-    def get_config(self):
-        return {**super().get_config(), "width": self.width, "filters": list(self.filters), "dropout": self.dropout}
 
 
 @_SERIALIZABLE
