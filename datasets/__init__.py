@@ -1,9 +1,9 @@
 """tf.data pipelines of multimodal datasets: `load`, `info`, `list_datasets`, noise transforms."""
 
-from . import av_mnist, synthetic_av  # noqa: F401  (registers the datasets)
+from . import av_mnist, cifar, higgs, synthetic_av  # noqa: F401  (registers the datasets)
 from .dataset_info import DatasetInfo, Modality, Task
 from .noise import add_at_snr, augment, bank_noise, dropout_modality, white_noise
-from .registry import DATA_ENV, Source, info, list_datasets, load, register_dataset
+from .registry import DATA_ENV, Source, array_source, info, list_datasets, load, register_dataset
 
-__all__ = ["DatasetInfo", "Modality", "Task", "Source", "DATA_ENV", "load", "info", "list_datasets",
+__all__ = ["DatasetInfo", "Modality", "Task", "Source", "array_source", "DATA_ENV", "load", "info", "list_datasets",
            "register_dataset", "augment", "add_at_snr", "bank_noise", "white_noise", "dropout_modality"]

@@ -34,6 +34,21 @@ class Source:
     fetch: Callable
 
 
+def array_source(features, labels, transform=None):
+    """A `Source` over in-memory arrays: `features` {modality: array (n, ...)} and `labels` (n,).
+
+    `transform`, if given, maps each fetched feature dict to the dataset's features (e.g. uint8 to float pixels).
+    """
+    features = {k: tf.constant(v) for k, v in features.items()}
+    labels = tf.constant(labels)
+
+    def fetch(indices):
+        batch = {k: tf.gather(v, indices) for k, v in features.items()}
+        return (transform(batch) if transform else batch), tf.gather(labels, indices)
+
+    return Source(int(labels.shape[0]), fetch)
+
+
 def register_dataset(info, loader):
     """Registers `loader(split, data_dir, seed, **options) -> Source` under `info.name`."""
     _REGISTRY[info.name] = (info, loader)

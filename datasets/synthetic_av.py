@@ -13,10 +13,9 @@ Everything is a function of (seed, split).
 """
 
 import numpy as np
-import tensorflow as tf
 
 from .dataset_info import DatasetInfo, Modality, Task
-from .registry import Source, register_dataset
+from .registry import array_source, register_dataset
 
 NUM_CLASSES = 10
 IMAGE_SIZE, FRAMES, BINS = 16, 20, 32
@@ -67,14 +66,7 @@ def generate(num_examples, seed):
 
 def load_split(split, data_dir=None, seed=0, num_examples=None):
     """Loader of `synthetic_av`; `num_examples` overrides the split's size."""
-    features, labels = generate(num_examples or SPLIT_SIZES[split], [seed, _SPLIT_STREAM[split]])
-    features = {k: tf.constant(v) for k, v in features.items()}
-    labels = tf.constant(labels)
-
-    def fetch(indices):
-        return {k: tf.gather(v, indices) for k, v in features.items()}, tf.gather(labels, indices)
-
-    return Source(int(labels.shape[0]), fetch)
+    return array_source(*generate(num_examples or SPLIT_SIZES[split], [seed, _SPLIT_STREAM[split]]))
 
 
 register_dataset(INFO, load_split)
