@@ -2,8 +2,9 @@
 
 from . import av_mnist, cifar, higgs, synthetic_av  # noqa: F401  (registers the datasets)
 from .dataset_info import DatasetInfo, Modality, Task
+from .corruptions import CORRUPTIONS
 from .noise import add_at_snr, augment, bank_noise, dropout_modality, white_noise
 from .registry import DATA_ENV, Source, array_source, info, list_datasets, load, register_dataset
 
 __all__ = ["DatasetInfo", "Modality", "Task", "Source", "array_source", "DATA_ENV", "load", "info", "list_datasets",
-           "register_dataset", "augment", "add_at_snr", "bank_noise", "white_noise", "dropout_modality"]
+           "register_dataset", "CORRUPTIONS", "augment", "add_at_snr", "bank_noise", "white_noise", "dropout_modality"]

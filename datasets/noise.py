@@ -29,7 +29,9 @@ import math
 
 import tensorflow as tf
 
-_NOISE, _DROPOUT = 0, 1
+from .corruptions import CORRUPTIONS
+
+_NOISE, _DROPOUT, _CORRUPTION = 0, 1, 2
 BANK_ROWS = 1024
 
 
@@ -81,8 +83,22 @@ def _check_setting(name, setting, modalities, low, high, inclusive_low):
     return setting
 
 
-def augment(dataset, modalities, snr=None, dropout=None, drop=(), seed=0, rerandomize=False):
-    """Applies per-modality white noise and modality dropout to a batched dataset.
+def _check_corruptions(corruptions, modalities):
+    corruptions = {m: dict(c) for m, c in (corruptions or {}).items()}
+    _check_setting("Corruptions", dict.fromkeys(corruptions), modalities, 0.0, 1.0, True)
+    for modality, setting in corruptions.items():
+        unknown = sorted(set(setting) - set(CORRUPTIONS))
+        if unknown:
+            raise ValueError(f"Unknown corruption(s) {unknown} for modality '{modality}'; "
+                             f"known corruptions: {list(CORRUPTIONS)}.")
+        for name, severity in setting.items():
+            if not 0.0 <= severity <= 1.0:
+                raise ValueError(f"Severity of {name} for modality '{modality}' must lie in [0, 1], got {severity}.")
+    return corruptions
+
+
+def augment(dataset, modalities, snr=None, dropout=None, drop=(), corruptions=None, seed=0, rerandomize=False):
+    """Applies per-modality white noise, corruptions and modality dropout to a batched dataset, in that order.
 
     Args:
         dataset: batched `tf.data.Dataset` of `({modality: tensor}, label)`.
@@ -90,6 +106,7 @@ def augment(dataset, modalities, snr=None, dropout=None, drop=(), seed=0, rerand
         snr: dict. Modality to SNR (power ratio); missing, `None` or `inf` means no noise.
         dropout: dict. Modality to probability of zeroing it per example.
         drop: iterable of str. Modalities zeroed in every example.
+        corruptions: dict. Modality to {corruption name: severity in [0, 1]} (see `corruptions.CORRUPTIONS`).
         seed: int. Seed of all randomness.
         rerandomize: bool. Draw new noise on each pass over the data (training) or repeat it (evaluation).
     """
@@ -98,7 +115,8 @@ def augment(dataset, modalities, snr=None, dropout=None, drop=(), seed=0, rerand
            if v is not None and not math.isinf(v)}
     dropout = {m: v for m, v in _check_setting("Modality dropout", dropout, modalities, 0.0, 1.0, True).items() if v}
     drop = _check_setting("drop", {m: 1.0 for m in drop}, modalities, 0.0, 1.0, True)
-    if not (snr or dropout or drop):
+    corruptions = _check_corruptions(corruptions, modalities)
+    if not (snr or dropout or drop or corruptions):
         return dataset
 
     spec = dataset.element_spec[0]
@@ -116,6 +134,8 @@ def augment(dataset, modalities, snr=None, dropout=None, drop=(), seed=0, rerand
                     x = add_at_snr(x, bank_noise(banks[modality], tf.shape(x)[0], noise_seed), snr[modality])
                 else:
                     x = white_noise(x, snr[modality], noise_seed)
+            for name, severity in corruptions.get(modality, {}).items():
+                x = CORRUPTIONS[name](x, severity, _fold(batch_seed, index, _CORRUPTION + list(CORRUPTIONS).index(name)))
             if modality in drop:
                 x = tf.zeros_like(x)
             elif modality in dropout:

@@ -93,8 +93,8 @@ def missing_files_error(dataset_info, data_dir, missing):
         f"Expected layout:\n{dataset_info.files}\nSource: {dataset_info.source}")
 
 
-def load(name, split, data_dir=None, batch_size=32, noise=None, dropout=None, drop=(), seed=0, shuffle=None,
-         drop_remainder=False, **options):
+def load(name, split, data_dir=None, batch_size=32, noise=None, dropout=None, drop=(), corruptions=None, seed=0,
+         shuffle=None, drop_remainder=False, **options):
     """A batched, prefetched `tf.data.Dataset` of `({modality: tensor}, label)`.
 
     Args:
@@ -105,6 +105,7 @@ def load(name, split, data_dir=None, batch_size=32, noise=None, dropout=None, dr
         noise: dict. Modality to SNR (power ratio) of added white noise (see `multisensory.datasets.noise`).
         dropout: dict. Modality to probability of zeroing it per example.
         drop: iterable of str. Modalities zeroed in every example.
+        corruptions: dict. Modality to {corruption: severity in [0, 1]} (see `multisensory.datasets.corruptions`).
         seed: int. Seeds the split's construction (where it is sampled), shuffling and noise.
         shuffle: bool. Reshuffle every epoch; defaults to True for `"train"`. Training noise is redrawn each epoch
             when shuffling, evaluation noise is fixed.
@@ -129,5 +130,5 @@ def load(name, split, data_dir=None, batch_size=32, noise=None, dropout=None, dr
     dataset = indices.batch(batch_size, drop_remainder=drop_remainder).map(
         source.fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = noise_lib.augment(dataset, dataset_info.modality_names, snr=noise, dropout=dropout, drop=drop,
-                                seed=seed, rerandomize=shuffle)
+                                corruptions=corruptions, seed=seed, rerandomize=shuffle)
     return dataset.prefetch(tf.data.AUTOTUNE)
