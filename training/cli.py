@@ -1,16 +1,19 @@
-"""The `multisensory` command: list, train, evaluate, compare, export.
+"""The `multisensory` command: list, train, evaluate (with robustness reports), compare, export, grid-diff.
 
 Examples:
     multisensory list
     multisensory train --model additive_fusion --dataset av_mnist --data-dir ../shared/data \\
         --noise image=0.25,audio=0.5 --epochs 10 --out runs/av
     multisensory evaluate --model-path runs/av/model.keras --dataset av_mnist --noise audio=0.1
+    multisensory evaluate --model-path runs/av/model.keras --dataset av_mnist --robustness snr-grid
+    multisensory grid-diff runs/a/robustness/snr_grid.csv runs/b/robustness/snr_grid.csv --out runs/a_minus_b
     multisensory compare --model additive_fusion --dataset synthetic_av --epochs 8 --out runs/demo
     multisensory export --model-path runs/av/model.keras --out serving --name av_additive
 """
 
 import argparse
 import json
+import os
 import sys
 
 def parse_setting(text, value_type=float):
@@ -72,12 +75,28 @@ def build_parser():
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--batch-size", type=int, default=32, help="with --seed, fixes the noise drawn")
     _add_data_args(evaluate, with_dropout=False)
+    evaluate.add_argument("--robustness", choices=ROBUSTNESS, help="a robustness evaluation, written to --out")
+    evaluate.add_argument("--snrs", type=_floats, help="SNR grid values, e.g. inf,1,0.5,0.25 (inf: original)")
+    evaluate.add_argument("--severities", type=_floats, help="corruption severities, e.g. 0,0.5,1")
+    evaluate.add_argument("--reference", help="corruptions.json of a reference model (effective robustness)")
+    evaluate.add_argument("--out", help="output directory of --robustness (default: beside the model)")
+    grid_diff = sub.add_parser("grid-diff", help="difference heatmap of two SNR grids (a minus b)")
+    grid_diff.add_argument("a", help="snr_grid.csv of the first model")
+    grid_diff.add_argument("b", help="snr_grid.csv of the second model")
+    grid_diff.add_argument("--out", required=True, help="output path without extension")
     export = sub.add_parser("export", help="export a saved model as a SavedModel in TF-Serving layout")
     export.add_argument("--model-path", required=True, help="a .keras file written by `train`")
     export.add_argument("--out", required=True, help="TF-Serving base path")
     export.add_argument("--name", help="model folder name (default: the model's name)")
     export.add_argument("--version", type=int, help="version folder (default: the next integer)")
     return parser
+
+
+ROBUSTNESS = ("snr-grid", "dropped", "corruptions")
+
+
+def _floats(text):
+    return tuple(float(v) for v in text.split(","))
 
 
 def _drop(text):
@@ -94,6 +113,39 @@ def _print_metrics(title, metrics):
     print(title)
     for name, value in metrics.items():
         print(f"  {name:>12s}  {value:.4f}")
+
+
+def _robustness(args):
+    """`evaluate --robustness`: writes CSV/JSON and PNG files to --out and logs the plots to <out>/logs."""
+    from multisensory.training import robustness, runs
+
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.model_path)), "robustness")
+    os.makedirs(out, exist_ok=True)
+    model = runs.load_model(args.model_path)
+    common = dict(split=args.split, data_dir=args.data_dir, batch_size=args.batch_size, seed=args.seed,
+                  dataset_options=parse_assignments(args.dataset_option))
+    if args.robustness == "snr-grid":
+        grid = robustness.snr_grid(model, args.dataset, snrs=args.snrs or robustness.DEFAULT_SNRS, **common)
+        files = robustness.write_grid(grid, os.path.join(out, "snr_grid"))
+    elif args.robustness == "dropped":
+        results = robustness.dropped_modalities(model, args.dataset, **common)
+        files = (os.path.join(out, "dropped.json"),)
+        with open(files[0], "w") as f:
+            json.dump(results, f, indent=2)
+        for condition, metrics in results.items():
+            _print_metrics(f"dropped: {condition}", metrics)
+    else:
+        reference = json.load(open(args.reference)) if args.reference else None
+        result = robustness.corruption_curves(model, args.dataset, reference=reference,
+                                              severities=args.severities or robustness.DEFAULT_SEVERITIES, **common)
+        files = robustness.write_curves(result, os.path.join(out, "corruptions")) + (
+            os.path.join(out, "corruptions.json"),)
+        with open(files[-1], "w") as f:
+            json.dump(result, f, indent=2)
+    pngs = {os.path.basename(f)[:-4]: f for f in files if f.endswith(".png")}
+    if pngs:
+        robustness.log_images(os.path.join(out, "logs"), pngs)
+    print("\n".join(files))
 
 
 def main(argv=None):
@@ -119,16 +171,22 @@ def main(argv=None):
             print(f"{'run':>16s}" + "".join(f"{n:>10s}" for n in names))
             for run, metrics in results.items():
                 print(f"{run:>16s}" + "".join(f"{metrics[n]:>10.4f}" for n in names))
+        elif args.command == "evaluate" and args.robustness:
+            _robustness(args)
+        elif args.command == "grid-diff":
+            from multisensory.training import robustness
+
+            grid = robustness.grid_difference(robustness.read_grid(args.a), robustness.read_grid(args.b))
+            print("\n".join(robustness.write_grid(grid, args.out)))
         elif args.command == "evaluate":
             metrics = runs.evaluate(args.model_path, args.dataset, data_dir=args.data_dir, split=args.split,
                                     batch_size=args.batch_size, noise=args.noise, drop=_drop(args.drop),
                                     seed=args.seed, dataset_options=parse_assignments(args.dataset_option))
             _print_metrics(f"{args.split} metrics of {args.model_path}:", metrics)
         elif args.command == "export":
-            import keras
             from multisensory.exports import export_saved_model
 
-            model = keras.saving.load_model(args.model_path, safe_mode=True)
+            model = runs.load_model(args.model_path)
             print(export_saved_model(model, args.out, model_name=args.name, version=args.version))
     except (ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -78,16 +78,25 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=32, noise=Non
     return _floats(metrics)
 
 
-def evaluate(model_path, dataset, data_dir=None, split="test", batch_size=32, noise=None, drop=(), seed=0,
-             dataset_options=None):
-    """Metrics (a dict) of a saved `.keras` model on a split under the given noise and dropped modalities.
+def load_model(path):
+    """A saved zoo model (`.keras`), loaded with `safe_mode=True`."""
+    return keras.saving.load_model(path, safe_mode=True)
+
+
+def evaluate(model, dataset, data_dir=None, split="test", batch_size=32, noise=None, drop=(), corruptions=None,
+             seed=0, dataset_options=None):
+    """Metrics (a dict) of a model on a split under the given noise, corruptions and dropped modalities.
+
+    Args:
+        model: a zoo model, or the path of a saved `.keras` model.
 
     Noise is drawn per batch (see `multisensory.datasets.noise`): the same seed and batch size as a training run
     reproduce its test metrics exactly.
     """
-    net = keras.saving.load_model(model_path, safe_mode=True)
-    data = _pipelines(dataset, (split,), data_dir, batch_size, noise, None, drop, seed, dict(dataset_options or {}))
-    return _floats(net.evaluate(data[split], return_dict=True, verbose=0))
+    model = load_model(model) if isinstance(model, (str, os.PathLike)) else model
+    data = datasets.load(dataset, split, data_dir=data_dir, batch_size=batch_size, noise=noise, drop=drop,
+                         corruptions=corruptions, seed=seed, **dict(dataset_options or {}))
+    return _floats(model.evaluate(data, return_dict=True, verbose=0))
 
 
 def compare(model, dataset, out, **train_args):
