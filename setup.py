@@ -17,6 +17,7 @@ setup(
         "keras-tuner==1.4.8",
         "tensorboard==2.21.0",
         "numpy",
+        "h5py",
         "matplotlib",
     ],
     entry_points={"console_scripts": ["multisensory=multisensory.training.cli:main"]},

@@ -1,6 +1,6 @@
 """tf.data pipelines of multimodal datasets: `load`, `info`, `list_datasets`, noise transforms."""
 
-from . import av_mnist, cifar, higgs, synthetic_av  # noqa: F401  (registers the datasets)
+from . import av_mnist, cifar, higgs, sentiment, synthetic_av, ur_funny  # noqa: F401  (registers the datasets)
 from .dataset_info import DatasetInfo, Modality, Task
 from .corruptions import CORRUPTIONS
 from .noise import add_at_snr, augment, bank_noise, dropout_modality, white_noise

@@ -49,9 +49,13 @@ def array_source(features, labels, transform=None):
     return Source(int(labels.shape[0]), fetch)
 
 
-def register_dataset(info, loader):
-    """Registers `loader(split, data_dir, seed, **options) -> Source` under `info.name`."""
-    _REGISTRY[info.name] = (info, loader)
+def register_dataset(info, loader, describe=None):
+    """Registers `loader(split, data_dir, seed, **options) -> Source` under `info.name`.
+
+    `describe(data_dir, **options) -> DatasetInfo`, for datasets whose public files come in several feature sets
+    (e.g. GloVe or BERT text features), gives the info of the files actually present.
+    """
+    _REGISTRY[info.name] = (info, loader, describe)
     return loader
 
 
@@ -60,9 +64,14 @@ def list_datasets(pattern="*"):
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
-def info(name):
-    """The `DatasetInfo` of a registered dataset."""
-    return _lookup(name)[0]
+def info(name, data_dir=None, **options):
+    """The `DatasetInfo` of a registered dataset.
+
+    With `data_dir`, datasets whose files come in several feature sets (`mosi`, `mosei`, `ur_funny`) describe the
+    files found there (feature sizes, sequence length); without it, every dataset gives its documented default.
+    """
+    dataset_info, _, describe = _lookup(name)
+    return describe(data_dir, **options) if describe and data_dir else dataset_info
 
 
 def _lookup(name):
@@ -112,7 +121,7 @@ def load(name, split, data_dir=None, batch_size=32, noise=None, dropout=None, dr
         drop_remainder: bool. Drop the last incomplete batch.
         **options: dataset-specific options (e.g. `num_pairs` of `av_mnist`); unknown ones raise `TypeError`.
     """
-    dataset_info, loader = _lookup(name)
+    dataset_info, loader, _ = _lookup(name)
     if split not in SPLITS:
         raise ValueError(f"Unknown split '{split}' of dataset '{name}'. Splits: {', '.join(SPLITS)}.")
     accepted = [p for p in inspect.signature(loader).parameters if p not in ("split", "data_dir", "seed")]

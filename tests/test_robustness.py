@@ -67,7 +67,7 @@ def test_dropped_pairs_with_three_modalities(monkeypatch):
     features = {n: rng.normal(size=(16, 4)).astype("float32") for n in "abc"}
     labels = (features["a"][:, 0] > 0).astype("int32")
     monkeypatch.setitem(registry._REGISTRY, "toy_three",
-                        (info, lambda split, data_dir=None, seed=0: datasets.array_source(features, labels)))
+                        (info, lambda split, data_dir=None, seed=0: datasets.array_source(features, labels), None))
     model = zoo.create("additive_fusion", info)
     model.compile()
     results = robustness.dropped_modalities(model, "toy_three")

@@ -60,7 +60,8 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=32, noise=Non
     keras.utils.set_random_seed(seed)
     data = _pipelines(dataset, ("train", "validation", "test"), data_dir, batch_size, noise, dropout, drop, seed,
                       dataset_options)
-    net = zoo.create(model, datasets.info(dataset), **config)
+    data_info = datasets.info(dataset, data_dir=data_dir or os.environ.get(datasets.DATA_ENV), **dataset_options)
+    net = zoo.create(model, data_info, **config)
     net.compile()
     net.fit(data["train"], validation_data=data["validation"], epochs=epochs, verbose=verbose, callbacks=[
         keras.callbacks.TensorBoard(os.path.join(out, "logs")),
