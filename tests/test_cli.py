@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from multisensory import datasets
 from multisensory.training import cli, runs
 
 SMALL = ["--dataset", "synthetic_av", "--dataset-option", "num_examples=96", "--batch-size", "32"]
@@ -60,7 +61,7 @@ def test_bad_names_exit_with_a_message(capsys):
     assert cli.main(["train", "--model", "nope", *SMALL]) == 2
     assert "additive_fusion, early_fusion, late_fusion" in capsys.readouterr().err
     assert cli.main(["train", "--model", "late_fusion", "--dataset", "nope"]) == 2
-    assert "av_mnist, cifar10, cifar100, higgs, synthetic_av" in capsys.readouterr().err
+    assert ", ".join(datasets.list_datasets()) in capsys.readouterr().err
 
 
 class _Interrupt(keras.callbacks.Callback):
