@@ -7,8 +7,52 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from multisensory import zoo
+from multisensory import datasets, zoo
+from multisensory.datasets import DatasetInfo, Modality, Task
+from multisensory.datasets.synthetic_av import generate
 from multisensory.exports import export_saved_model
+from multisensory.zoo.multiplicative.higgs_mlp import VARIANTS as HIGGS_VARIANTS
+from multisensory.zoo.multiplicative.resnet_cifar import VARIANTS as RESNET_VARIANTS
+
+TINY_IMAGES = DatasetInfo("tiny_images", [Modality("image", (32, 32, 3), kind="image")],
+                          Task("classification", num_classes=3), {"train": 96})
+TWO_VECTORS = DatasetInfo("two_vectors", [Modality("low_level", (21,)), Modality("high_level", (7,))],
+                          Task("classification", num_classes=2), {"train": 256})
+
+
+def tiny_images(n=96, seed=0):
+    """Images whose brightest colour channel is the class."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n).astype("int32")
+    images = rng.uniform(0, 0.5, (n, 32, 32, 3)).astype("float32")
+    images[np.arange(n), :, :, labels] += 0.5
+    return {"image": images}, labels
+
+
+def two_vectors(n=256, seed=0):
+    """Two vector modalities, each carrying part of the label's evidence."""
+    rng = np.random.default_rng(seed)
+    low, high = rng.normal(size=(n, 21)).astype("float32"), rng.normal(size=(n, 7)).astype("float32")
+    return {"low_level": low, "high_level": high}, (low[:, 0] + high[:, 0] > 0).astype("int32")
+
+
+def model_cases():
+    """(case id, model name, DatasetInfo, (features, labels), config) for every registered model.
+
+    A model runs on `synthetic_av` unless it needs another input: the ResNets take one image, the HIGGS networks
+    are checked on two vector modalities, each variant once.
+    """
+    special = {
+        "resnet_cifar": [(f"resnet_cifar-{v}", TINY_IMAGES, tiny_images(), {"depth": 8, "variant": v,
+                                                                            "augment": False})
+                         for v in RESNET_VARIANTS],
+        "higgs_mlp": [(f"higgs_mlp-{v}", TWO_VECTORS, two_vectors(), {"variant": v, "width": 16})
+                      for v in HIGGS_VARIANTS],
+    }
+    cases = []
+    for name in zoo.list_models(task="classification"):
+        cases += special.get(name, [(name, datasets.info("synthetic_av"), generate(256, seed=0), {})])
+    return [(case_id, case_id.split("-")[0], info, data, config) for case_id, info, data, config in cases]
 
 
 def run_model_test(name, dataset_info, features, labels, tmp_path, batch_size=32, steps=30, **config):
@@ -31,7 +75,7 @@ def run_model_test(name, dataset_info, features, labels, tmp_path, batch_size=32
     # An odd number of examples: the signs in an L1 loss's gradient cannot cancel exactly.
     xg, yg = {k: v[:batch_size + 1] for k, v in features.items()}, labels[:batch_size + 1]
     with tf.GradientTape() as tape:
-        loss = model.compute_loss(x=xg, y=yg, y_pred=model(xg, training=True))
+        loss = sum(model.loss_terms(xg, yg, model(xg, training=True, return_outputs=True)).values())
     grads = tape.gradient(loss, model.trainable_variables)
     for var, grad in zip(model.trainable_variables, grads):
         assert grad is not None, f"{name}: no gradient for {var.path}"

@@ -6,7 +6,7 @@ import pytest
 from multisensory import datasets, zoo
 from multisensory.datasets import DatasetInfo, Modality, Task
 from multisensory.datasets.synthetic_av import generate
-from model_harness import run_model_test
+from model_harness import model_cases, run_model_test
 
 SENTIMENT_INFO = DatasetInfo(
     name="toy_sentiment",
@@ -25,27 +25,30 @@ def sentiment_data(n=256, seed=0):
     return {"text": text, "acoustic": acoustic}, labels.astype("float32")
 
 
-@pytest.mark.parametrize("name", zoo.list_models())
-def test_model_on_audio_visual_classification(name, tmp_path):
-    features, labels = generate(256, seed=0)
-    run_model_test(name, datasets.info("synthetic_av"), features, labels, tmp_path)
+@pytest.mark.parametrize("case_id, name, info, data, config", model_cases(), ids=[c[0] for c in model_cases()])
+def test_model_on_classification(case_id, name, info, data, config, tmp_path):
+    run_model_test(name, info, *data, tmp_path, **config)
 
 
-@pytest.mark.parametrize("name", zoo.list_models())
+def test_every_registered_model_has_a_case():
+    assert {c[1] for c in model_cases()} | set(zoo.list_models(task="regression")) == set(zoo.list_models())
+
+
+@pytest.mark.parametrize("name", zoo.list_models(task="regression"))
 def test_model_on_sequence_vector_regression(name, tmp_path):
     features, labels = sentiment_data()
     model = run_model_test(name, SENTIMENT_INFO, features, labels, tmp_path)
     assert model.predict(features, verbose=0).shape == (256,)
 
 
-def test_forward_exposes_the_contract():
-    features, _ = generate(4, seed=1)
-    for name in zoo.list_models():
-        model = zoo.create(name, "synthetic_av")
-        out = model.forward(features, training=False)
-        assert set(out["unimodal"]) == {"image", "audio"}, name
-        assert out["fused"].shape[0] == 4, name
-        np.testing.assert_allclose(out["prediction"], model.predict(features, verbose=0), atol=1e-6)
+def test_outputs_channel_exposes_the_contract():
+    for _, name, info, (features, _), config in model_cases():
+        model = zoo.create(name, info, **config)
+        x = {k: v[:4] for k, v in features.items()}
+        out = model(x, return_outputs=True)
+        assert set(out["unimodal"]) <= set(info.modality_names) | {"stage1", "stage2", "stage3"}, name
+        assert out["unimodal"] and out["fused"].shape[0] == 4, name
+        np.testing.assert_allclose(out["prediction"], model.predict(x, verbose=0), atol=1e-5)
 
 
 def test_late_fusion_averages_probabilities():
@@ -66,9 +69,12 @@ def test_additive_fusion_sums_or_concatenates():
     assert concat["fused"].shape == (4, 32)
 
 
-def test_list_models_pattern():
+def test_list_models_pattern_and_task():
     assert zoo.list_models("*fusion") == ["additive_fusion", "early_fusion", "late_fusion"]
-    assert zoo.list_models("late*") == ["late_fusion"]
+    assert zoo.list_models("mul*") == ["mul", "mulmix"]
+    assert "mul" not in zoo.list_models(task="regression") and "unimodal" in zoo.list_models(task="regression")
+    with pytest.raises(ValueError, match="supports classification tasks.*Models for it: additive_fusion"):
+        zoo.create("mul", SENTIMENT_INFO)
 
 
 @pytest.mark.parametrize("kind, shape", [("image", (16, 16, 1)), ("spectrogram", (20, 32)), ("sequence", (7, 3)),

@@ -2,22 +2,29 @@
 
     inputs {modality: tensor} -> encoders[m] -> Z_m -> fusion -> Z -> head -> prediction
 
-`call(inputs)` returns the prediction only (logits (batch, K) for classification, a value (batch,) for
-regression), so `fit`, `evaluate`, `predict` and exports see one tensor. `forward(inputs, training)` is the one
-channel through which training add-ons and analysis tools get more: it returns a dict with
+`model(inputs)` returns the prediction only (logits (batch, K) for classification, a value (batch,) for
+regression), so `fit`, `evaluate`, `predict` and exports see one tensor. `model(inputs, return_outputs=True)` is
+the one channel through which training add-ons and analysis tools get more: a dict with
 
-- `"prediction"`: what `call` returns;
+- `"prediction"`: what `model(inputs)` returns;
 - `"unimodal"`: {modality: Z_m}, the unimodal representations;
 - `"fused"`: Z, the fused representation;
-- model-specific extras documented by each model (e.g. `"unimodal_predictions"` of late fusion).
+- model-specific extras documented by each model (e.g. `"unimodal_predictions"` of late fusion,
+  `"branch_probabilities"` of the multiplicative models).
 
-Inputs are checked at the boundary: a missing or unexpected modality, a wrong shape or a non-floating dtype raises
-before any layer runs, with the modality's name in the message.
+Subclasses compute that dict in `forward(inputs, training)`. Inputs are checked at the boundary: a missing or
+unexpected modality, a wrong shape or a non-floating dtype raises before any layer runs, with the modality's name
+in the message.
+
+Training runs one forward pass per step and minimises the sum of the named terms that `loss_terms` returns from
+the outputs dict (by default the compiled loss on the prediction plus any `model.losses`, exactly what Keras'
+own `train_step` minimises). Schemes whose objective differs override `loss_terms`, not the training loop.
 """
 
 from collections.abc import Mapping
 
 import keras
+import tensorflow as tf
 
 from multisensory.datasets.dataset_info import Modality, Task
 
@@ -69,9 +76,36 @@ class FusionModel(keras.Model):
         """Returns {"prediction", "unimodal", "fused", ...}; see the module docstring."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward().")
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, return_outputs=False):
         check_inputs(inputs, self.modalities)
-        return self.forward(inputs, training=training)["prediction"]
+        outputs = self.forward(inputs, training=training)
+        return outputs if return_outputs else outputs["prediction"]
+
+    def loss_terms(self, x, y, outputs, sample_weight=None, training=True):
+        """{name: scalar loss} minimised together; each is scaled for `tf.distribute` like a Keras `Loss`."""
+        return {"task": self.compute_loss(x=x, y=y, y_pred=outputs["prediction"], sample_weight=sample_weight,
+                                          training=training)}
+
+    def _objective(self, data, training):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        outputs = self(x, training=training, return_outputs=True)
+        loss = sum(self.loss_terms(x, y, outputs, sample_weight, training).values())
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        for metric in self.metrics:
+            if metric.name == "loss":  # the mean loss, logged unscaled by the number of replicas
+                metric.update_state(loss * replicas, sample_weight=tf.shape(outputs["prediction"])[0])
+        return x, y, sample_weight, outputs, loss
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            x, y, sample_weight, outputs, loss = self._objective(data, training=True)
+            loss = self.optimizer.scale_loss(loss)
+        self.optimizer.apply(tape.gradient(loss, self.trainable_variables), self.trainable_variables)
+        return self.compute_metrics(x, y, outputs["prediction"], sample_weight=sample_weight)
+
+    def test_step(self, data):
+        x, y, sample_weight, outputs, _ = self._objective(data, training=False)
+        return self.compute_metrics(x, y, outputs["prediction"], sample_weight=sample_weight)
 
     def build(self, input_shape=None):
         """Creates all weights from the modality specs (a variable length is built with 4 steps)."""

@@ -1,27 +1,33 @@
-"""The model registry: `create(name, dataset_info, **config)` and `list_models(pattern)`."""
+"""The model registry: `create(name, dataset_info, **config)` and `list_models(pattern, task=None)`.
+
+A registered builder is a `FusionModel` subclass or a function with the same signature
+`(modalities, task, **config)` returning a model (e.g. one picking a class by `variant=`).
+"""
 
 import fnmatch
 import inspect
 
 _REGISTRY = {}
+TASK_TYPES = ("classification", "regression")
 
 
-def register_model(name):
-    """Class decorator registering a `FusionModel` subclass under `name`."""
+def register_model(name, tasks=TASK_TYPES):
+    """Decorator registering a model builder under `name`, for the task types it supports."""
 
-    def decorator(cls):
-        _REGISTRY[name] = cls
-        return cls
+    def decorator(builder):
+        _REGISTRY[name] = (builder, tuple(tasks))
+        return builder
 
     return decorator
 
 
-def list_models(pattern="*"):
-    """Registered model names matching a shell-style wildcard pattern, sorted."""
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+def list_models(pattern="*", task=None):
+    """Registered model names matching a shell-style wildcard pattern (and supporting `task`, if given), sorted."""
+    return sorted(n for n, (_, tasks) in _REGISTRY.items()
+                  if fnmatch.fnmatch(n, pattern) and (task is None or task in tasks))
 
 
-def model_class(name):
+def _lookup(name):
     if name not in _REGISTRY:
         raise ValueError(f"Unknown model '{name}'. Available models: {', '.join(list_models())}.")
     return _REGISTRY[name]
@@ -29,7 +35,8 @@ def model_class(name):
 
 def config_keys(name):
     """The configuration keys a model accepts besides `modalities` and `task`."""
-    params = inspect.signature(model_class(name).__init__).parameters
+    builder = _lookup(name)[0]
+    params = inspect.signature(builder.__init__ if inspect.isclass(builder) else builder).parameters
     return [p for p in params if p not in ("self", "modalities", "task", "kwargs")]
 
 
@@ -46,12 +53,15 @@ def create(name, dataset_info, **config):
     """
     from multisensory import datasets
 
-    cls = model_class(name)
+    builder, tasks = _lookup(name)
     if isinstance(dataset_info, str):
         dataset_info = datasets.info(dataset_info)
+    if dataset_info.task.type not in tasks:
+        raise ValueError(f"Model '{name}' supports {' and '.join(tasks)} tasks; dataset '{dataset_info.name}' is "
+                         f"{dataset_info.task.type}. Models for it: {', '.join(list_models(task=dataset_info.task.type))}.")
     unknown = sorted(set(config) - set(config_keys(name)) - {"name"})
     if unknown:
         raise ValueError(f"Model '{name}' has no configuration key(s) {unknown}; accepted: {config_keys(name)}.")
-    model = cls(modalities=dataset_info.modalities, task=dataset_info.task, **config)
+    model = builder(modalities=dataset_info.modalities, task=dataset_info.task, **config)
     model.build()
     return model

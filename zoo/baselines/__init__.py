@@ -1,7 +1,8 @@
-"""Baselines: early, late and additive fusion."""
+"""Baselines: early, late and additive fusion, and a single modality."""
 
 from .additive_fusion import AdditiveFusion
 from .early_fusion import EarlyFusion
 from .late_fusion import LateFusion
+from .unimodal import Unimodal
 
-__all__ = ["AdditiveFusion", "EarlyFusion", "LateFusion"]
+__all__ = ["AdditiveFusion", "EarlyFusion", "LateFusion", "Unimodal"]

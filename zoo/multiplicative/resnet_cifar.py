@@ -1,0 +1,181 @@
+"""`resnet_cifar`: He et al.'s CIFAR ResNets whose three stages are the "modalities" of Liu et al. (2018, 4.2).
+
+The network (He, Zhang, Ren & Sun 2016, section 4.2): a 3x3 convolution with 16 filters, then three stages of
+n basic blocks each (16, 32 and 64 filters, the second and third starting with stride 2), depth = 6n + 2
+(ResNet-32: n = 5; ResNet-110: n = 18). A block is conv-BN-ReLU-conv-BN plus the shortcut, then ReLU; where the
+shape changes the shortcut is a strided 1x1 convolution with batch normalisation (He et al.'s option B; their
+CIFAR models use zero-padding, option A, which has no weights: a documented difference). Each stage's output is
+global-average-pooled into that stage's representation Z_1, Z_2, Z_3.
+
+| variant | head |
+|---|---|
+| `base` | a linear classifier on the last stage |
+| `add` | the three pooled stages concatenated, an MLP with one hidden layer of 256 |
+| `mul` | a linear classifier per stage, multiplicative loss (branch weights 0.3, 0.3, 1.0 as in the paper) |
+| `mulmix` | each pooled stage projected to `width`, a classifier per mixture of stages (7), beta 0.5 |
+
+With `augment=True` (default) training images are flipped horizontally and shifted by up to 4 pixels with zero
+fill (He et al.'s pad-and-crop), inside the model, so the pipeline stays the plain `cifar10`/`cifar100` one.
+"""
+
+import keras
+from keras import layers, ops
+
+from ..encoders import MLPHead
+from ..fusion_model import FusionModel
+from ..registry import register_model
+from .multiplicative_model import MultiplicativeModel
+
+VARIANTS = ("base", "add", "mul", "mulmix")
+PAPER_BRANCH_WEIGHTS = (0.3, 0.3, 1.0)
+# Moving statistics as in the reference Torch/PyTorch CIFAR ResNets (Keras' default momentum is 0.99); batch
+# statistics synchronised across replicas, so that training under tf.distribute matches one device.
+BN_MOMENTUM = 0.9
+_SERIALIZABLE = keras.saving.register_keras_serializable(package="multisensory")
+
+
+@_SERIALIZABLE
+class ResidualBlock(layers.Layer):
+    """He et al.'s basic block: conv-BN-ReLU-conv-BN + shortcut, ReLU."""
+
+    def __init__(self, filters, stride=1, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.stride = filters, stride
+        self.conv1 = layers.Conv2D(filters, 3, stride, padding="same", use_bias=False, kernel_initializer="he_normal")
+        self.bn1 = layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=True)
+        self.conv2 = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal")
+        self.bn2 = layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=True)
+        self.projection = None
+
+    def build(self, input_shape):
+        if self.stride != 1 or input_shape[-1] != self.filters:
+            self.projection = [layers.Conv2D(self.filters, 1, self.stride, use_bias=False,
+                                             kernel_initializer="he_normal"), layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=True)]
+
+    def call(self, x, training=None):
+        y = ops.relu(self.bn1(self.conv1(x), training=training))
+        y = self.bn2(self.conv2(y), training=training)
+        shortcut = x if self.projection is None else self.projection[1](self.projection[0](x), training=training)
+        return ops.relu(y + shortcut)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "stride": self.stride}
+
+
+@_SERIALIZABLE
+class ResNetStages(layers.Layer):
+    """Stem and three stages of a CIFAR ResNet of `depth` = 6n + 2; returns the three pooled stage outputs."""
+
+    def __init__(self, depth=32, augment=True, **kwargs):
+        super().__init__(**kwargs)
+        if (depth - 2) % 6:
+            raise ValueError(f"A CIFAR ResNet has depth 6n + 2 (20, 32, 44, 56, 110, ...), got {depth}.")
+        self.depth, self.augment = depth, augment
+        blocks = (depth - 2) // 6
+        self.augmentation = [layers.RandomFlip("horizontal"),
+                             layers.RandomTranslation(0.125, 0.125, fill_mode="constant")] if augment else []
+        self.stem = [layers.Conv2D(16, 3, padding="same", use_bias=False, kernel_initializer="he_normal"),
+                     layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=True)]
+        self.stages = [[ResidualBlock(f, 2 if s and not b else 1, name=f"stage{s + 1}_block{b + 1}")
+                        for b in range(blocks)] for s, f in enumerate((16, 32, 64))]
+        self.pool = layers.GlobalAveragePooling2D()
+
+    def call(self, x, training=None):
+        for layer in self.augmentation:
+            x = layer(x, training=training)
+        x = ops.relu(self.stem[1](self.stem[0](x), training=training))
+        pooled = []
+        for stage in self.stages:
+            for block in stage:
+                x = block(x, training=training)
+            pooled.append(self.pool(x))
+        return pooled
+
+    def get_config(self):
+        return {**super().get_config(), "depth": self.depth, "augment": self.augment}
+
+
+def _image_modality(model):
+    if len(model.modalities) != 1 or model.modalities[0].kind != "image":
+        raise ValueError(f"resnet_cifar takes one image modality; got {[m.name for m in model.modalities]}.")
+    return model.modality_names[0]
+
+
+@_SERIALIZABLE
+class ResNetCIFAR(FusionModel):
+    """CIFAR ResNet with the `base` or `add` head (see the module docstring).
+
+    Args:
+        modalities: one image `Modality`.
+        task: a classification `Task`.
+        depth: int. 6n + 2.
+        variant: str. `"base"` or `"add"`.
+        augment: bool. Random flips and shifts in training.
+        dropout: float. Dropout before the `add` head's output layer.
+    """
+
+    def __init__(self, modalities, task, depth=32, variant="base", augment=True, dropout=0.0, **kwargs):
+        super().__init__(modalities, task, **kwargs)
+        if variant not in ("base", "add"):
+            raise ValueError(f"ResNetCIFAR variants are 'base' and 'add', got '{variant}'.")
+        self.depth, self.variant, self.augment, self.dropout = depth, variant, augment, dropout
+        self.image = _image_modality(self)
+        self.backbone = ResNetStages(depth, augment, name="resnet")
+        self.head = MLPHead(self.task.num_classes, (256,) if variant == "add" else (), dropout, name="head")
+        self.concat = layers.Concatenate()
+
+    def forward(self, inputs, training=None):
+        stages = self.backbone(inputs[self.image], training=training)
+        fused = self.concat(stages) if self.variant == "add" else stages[-1]
+        return {"prediction": self.head(fused, training=training),
+                "unimodal": {f"stage{i + 1}": z for i, z in enumerate(stages)}, "fused": fused}
+
+    def get_config(self):
+        return {**super().get_config(), "depth": self.depth, "variant": self.variant, "augment": self.augment,
+                "dropout": self.dropout}
+
+
+@_SERIALIZABLE
+class MultiplicativeResNetCIFAR(MultiplicativeModel):
+    """CIFAR ResNet whose three stages are combined by Mul or MulMix (see the module docstring).
+
+    Args:
+        modalities, task: one image modality, a classification task.
+        depth: int. 6n + 2.
+        mix: bool. MulMix instead of Mul.
+        width: int. Size of the stage projections MulMix adds (Mul uses the pooled stages as they are).
+        beta, boosted, margin, branch_weights, head_hidden, dropout: as `MultiplicativeModel`.
+        augment: bool. Random flips and shifts in training.
+    """
+
+    def __init__(self, modalities, task, depth=32, mix=False, width=64, beta=0.5, boosted=False, margin=0.0,
+                 branch_weights=None, head_hidden=(), dropout=0.0, augment=True, **kwargs):
+        super().__init__(modalities, task, 3, mix, beta, boosted, margin, branch_weights, head_hidden, dropout,
+                         **kwargs)
+        self.depth, self.width, self.augment = depth, width, augment
+        self.image = _image_modality(self)
+        self.backbone = ResNetStages(depth, augment, name="resnet")
+        self.projections = [layers.Dense(width, activation="relu", name=f"f_{i + 1}") for i in range(3)] if mix \
+            else []
+
+    def branches(self, inputs, training=None):
+        stages = self.backbone(inputs[self.image], training=training)
+        unimodal = {f"stage{i + 1}": z for i, z in enumerate(stages)}
+        return unimodal, [p(z) for p, z in zip(self.projections, stages)] if self.mix else stages
+
+    def get_config(self):
+        return {**super().get_config(), "depth": self.depth, "width": self.width, "augment": self.augment}
+
+
+@register_model("resnet_cifar", tasks=("classification",))
+def resnet_cifar(modalities, task, depth=32, variant="base", width=64, beta=0.5, boosted=False, margin=0.0,
+                 branch_weights="paper", augment=True, dropout=0.0, **kwargs):
+    """Builds the `variant` ResNet; `branch_weights="paper"` gives Mul the paper's (0.3, 0.3, 1.0)."""
+    if variant in ("base", "add"):
+        return ResNetCIFAR(modalities, task, depth, variant, augment, dropout, **kwargs)
+    if variant not in ("mul", "mulmix"):
+        raise ValueError(f"Unknown variant '{variant}'; resnet_cifar variants: {', '.join(VARIANTS)}.")
+    if branch_weights == "paper":
+        branch_weights = PAPER_BRANCH_WEIGHTS if variant == "mul" else None
+    return MultiplicativeResNetCIFAR(modalities, task, depth, variant == "mulmix", width, beta, boosted, margin,
+                                     branch_weights, (), dropout, augment, **kwargs)
