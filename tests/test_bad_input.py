@@ -18,7 +18,7 @@ def features():
 
 
 def test_unknown_model_lists_the_valid_names():
-    with pytest.raises(ValueError, match="Unknown model 'resnet'.*additive_fusion, early_fusion, late_fusion"):
+    with pytest.raises(ValueError, match="Unknown model 'resnet'. Available models: " + ", ".join(zoo.list_models())):
         zoo.create("resnet", "synthetic_av")
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from multisensory import datasets
+from multisensory import datasets, zoo
 from multisensory.training import cli, runs
 
 SMALL = ["--dataset", "synthetic_av", "--dataset-option", "num_examples=96", "--batch-size", "32"]
@@ -59,7 +59,7 @@ def test_train_evaluate_export(tmp_path, capsys):
 
 def test_bad_names_exit_with_a_message(capsys):
     assert cli.main(["train", "--model", "nope", *SMALL]) == 2
-    assert "additive_fusion, early_fusion, late_fusion" in capsys.readouterr().err
+    assert ", ".join(zoo.list_models()) in capsys.readouterr().err
     assert cli.main(["train", "--model", "late_fusion", "--dataset", "nope"]) == 2
     assert ", ".join(datasets.list_datasets()) in capsys.readouterr().err
 
