@@ -11,6 +11,7 @@ from multisensory import datasets, zoo
 from multisensory.datasets import DatasetInfo, Modality, Task
 from multisensory.datasets.synthetic_av import generate
 from multisensory.exports import export_saved_model
+from multisensory.zoo.clstm.clstm_av import FUSIONS as CLSTM_FUSIONS
 from multisensory.zoo.multiplicative.higgs_mlp import VARIANTS as HIGGS_VARIANTS
 from multisensory.zoo.multiplicative.resnet_cifar import VARIANTS as RESNET_VARIANTS
 
@@ -40,7 +41,7 @@ def model_cases():
     """(case id, model name, DatasetInfo, (features, labels), config) for every registered model.
 
     A model runs on `synthetic_av` unless it needs another input: the ResNets take one image, the HIGGS networks
-    are checked on two vector modalities, each variant once.
+    are checked on two vector modalities, each variant once; the C-LSTMs run each fusion depth, small.
     """
     special = {
         "resnet_cifar": [(f"resnet_cifar-{v}", TINY_IMAGES, tiny_images(), {"depth": 8, "variant": v,
@@ -48,6 +49,8 @@ def model_cases():
                          for v in RESNET_VARIANTS],
         "higgs_mlp": [(f"higgs_mlp-{v}", TWO_VECTORS, two_vectors(), {"variant": v, "width": 16})
                       for v in HIGGS_VARIANTS],
+        "clstm_av": [(f"clstm_av-{f}", datasets.info("synthetic_av"), generate(256, seed=0),
+                      {"fusion": f, "filters": 8, "hidden": 16, "max_frames": 6}) for f in CLSTM_FUSIONS],
     }
     cases = []
     for name in zoo.list_models(task="classification"):

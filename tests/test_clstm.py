@@ -1,0 +1,55 @@
+"""The C-LSTM of Barnum et al.: the structured layer equals the per-step mathematics; fusion depths on av_mnist."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from multisensory import datasets, zoo
+from multisensory.zoo.clstm import ConvLSTMFusion, per_step_reference
+from model_harness import run_model_test
+
+IMAGE = tf.random.stateless_normal((3, 12, 12, 1), [0, 1])
+AUDIO = tf.random.stateless_normal((3, 7, 20), [0, 2])
+
+
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_structured_layer_equals_the_per_step_reference(return_sequences):
+    layer = ConvLSTMFusion(8, return_sequences=return_sequences)
+    np.testing.assert_allclose(layer(IMAGE, AUDIO), per_step_reference(layer, IMAGE, AUDIO), atol=1e-5)
+    sequence = tf.random.stateless_normal((3, 5, 6, 6, 4), [0, 3])
+    second = ConvLSTMFusion(8, return_sequences=return_sequences)
+    np.testing.assert_allclose(second(sequence), per_step_reference(second, sequence), atol=1e-5)
+
+
+def test_zero_audio_leaves_a_function_of_the_image_and_zero_image_of_the_audio():
+    layer = ConvLSTMFusion(8)
+    silent = tf.zeros_like(AUDIO)
+    before = layer(IMAGE, silent)
+    layer.vector_kernel.assign(tf.random.stateless_normal(layer.vector_kernel.shape, [1, 1]))
+    np.testing.assert_allclose(layer(IMAGE, silent), before, atol=1e-6)  # the audio weights play no part
+    assert not np.allclose(layer(IMAGE, AUDIO), before)
+    blank = tf.zeros_like(IMAGE)
+    before = layer(blank, AUDIO)
+    layer.input_kernel.assign(tf.random.stateless_normal(layer.input_kernel.shape, [1, 2]))
+    np.testing.assert_allclose(layer(blank, AUDIO), before, atol=1e-6)  # only audio and hidden path remain
+
+
+def test_only_zeroes_the_other_input():
+    info = datasets.info("synthetic_av")
+    image = np.random.default_rng(0).normal(size=(2, 16, 16, 1)).astype("float32")
+    audio = np.random.default_rng(1).normal(size=(2, 20, 32)).astype("float32")
+    model = zoo.create("clstm_av", info, filters=4, hidden=8, max_frames=5, only="image")
+    np.testing.assert_allclose(model({"image": image, "audio": audio}),
+                               model({"image": image, "audio": np.zeros_like(audio)}), atol=1e-6)
+    with pytest.raises(ValueError, match="only must be None, 'image' or 'audio'"):
+        zoo.create("clstm_av", info, only="video")
+    with pytest.raises(ValueError, match="one image and one spectrogram"):
+        zoo.create("clstm_av", "higgs")
+
+
+@pytest.mark.parametrize("fusion", ["initial", "second", "fc"])
+def test_fusion_depths_train_on_real_av_mnist(fusion, data_dir, tmp_path):
+    x, y = next(iter(datasets.load("av_mnist", "train", data_dir=data_dir, batch_size=128, num_pairs=128)))
+    features = {k: v.numpy() for k, v in x.items()}
+    run_model_test("clstm_av", datasets.info("av_mnist"), features, y.numpy(), tmp_path, steps=20,
+                   fusion=fusion, filters=8, hidden=32, max_frames=8)
