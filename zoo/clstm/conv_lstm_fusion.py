@@ -12,7 +12,8 @@ spectrogram, or an audio LSTM's outputs) supplies the time axis when the spatial
 
 Computed with the structure of the problem instead of per step: W_x * v once for a static image, W_x * x_t for
 all timesteps in one convolution for a sequence, W_a a_t for all timesteps in one matrix product, and only the
-recurrent convolution, its four gates fused into one, inside the loop over time. `per_step_reference` computes the
+recurrent convolution, its four gates fused into one, inside the loop over time (none at the first step, where
+h_0 = 0). `per_step_reference` computes the
 same mathematics the plain way (one convolution of [x_t, h_{t-1}] and a dense map of a_t at every step) for tests
 and benchmarks.
 """
@@ -55,7 +56,7 @@ class ConvLSTMFusion(keras.layers.Layer):
 
     def _gates(self, z, c):
         i, f, g, o = ops.split(z, 4, axis=-1)
-        c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+        c = ops.sigmoid(i) * ops.tanh(g) if c is None else ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
         return ops.sigmoid(o) * ops.tanh(c), c
 
     def call(self, spatial, vector=None):
@@ -70,12 +71,12 @@ class ConvLSTMFusion(keras.layers.Layer):
             x_term = ops.reshape(x_term, (shape[0], spatial.shape[1]) + tuple(x_term.shape[1:]))
             steps = spatial.shape[1]
         a_term = None if vector is None else ops.einsum("btd,dg->btg", vector, self.vector_kernel)
-        reference = x_term if static else x_term[:, 0]
-        h = ops.zeros_like(reference[..., :self.filters])
-        c = h
+        h = c = None  # h_0 = c_0 = 0: the first step has no recurrent term and no forget term
         outputs = []
         for t in range(steps):
-            z = (x_term if static else x_term[:, t]) + self._conv(h, self.recurrent_kernel)
+            z = x_term if static else x_term[:, t]
+            if h is not None:
+                z = z + self._conv(h, self.recurrent_kernel)
             if a_term is not None:
                 z = z + a_term[:, t, None, None, :]
             h, c = self._gates(z, c)
