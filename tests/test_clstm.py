@@ -1,5 +1,8 @@
 """The C-LSTM of Barnum et al.: the structured layer equals the per-step mathematics; fusion depths on av_mnist."""
 
+import json
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -53,3 +56,18 @@ def test_fusion_depths_train_on_real_av_mnist(fusion, data_dir, tmp_path):
     features = {k: v.numpy() for k, v in x.items()}
     run_model_test("clstm_av", datasets.info("av_mnist"), features, y.numpy(), tmp_path, steps=20,
                    fusion=fusion, filters=8, hidden=32, max_frames=8)
+
+
+def test_fusion_depth_study_writes_grids_and_differences(data_dir, tmp_path):
+    from multisensory.training import cli
+
+    out = str(tmp_path / "study")
+    assert cli.main(["study", "fusion-depth", "--data-dir", data_dir, "--out", out, "--epochs", "1",
+                     "--train-pairs", "64", "--test-pairs", "32", "--filters", "4", "--max-frames", "3",
+                     "--snrs", "inf,0.25"]) == 0
+    files = set(os.listdir(out))
+    for name in ("initial_snr_grid", "second_snr_grid", "fc_snr_grid", "initial_minus_second", "initial_minus_fc"):
+        assert {f"{name}.csv", f"{name}.png"} <= files
+    report = json.load(open(os.path.join(out, "study.json")))
+    assert set(report["test_accuracy_at_training_noise"]) == {"initial", "second", "fc"}
+    assert report["settings"]["max_frames"] == 3 and report["settings"]["snrs"] == ["original", "0.25"]

@@ -1,4 +1,4 @@
-"""The `multisensory` command: list, train, evaluate (with robustness reports), compare, export, grid-diff.
+"""The `multisensory` command: list, train, evaluate (with robustness reports), compare, export, grid-diff, study.
 
 Examples:
     multisensory list
@@ -7,6 +7,8 @@ Examples:
     multisensory evaluate --model-path runs/av/model.keras --dataset av_mnist --noise audio=0.1
     multisensory evaluate --model-path runs/av/model.keras --dataset av_mnist --robustness snr-grid
     multisensory grid-diff runs/a/robustness/snr_grid.csv runs/b/robustness/snr_grid.csv --out runs/a_minus_b
+    multisensory study fusion-depth --data-dir ../shared/data --filters 16 --max-frames 15 --train-pairs 4000 \
+        --test-pairs 500 --epochs 3 --snrs inf,1,0.5,0.25,0.1 --out runs/fusion-depth
     multisensory compare --model additive_fusion --dataset synthetic_av --epochs 8 --out runs/demo
     multisensory export --model-path runs/av/model.keras --out serving --name av_additive
 """
@@ -80,6 +82,18 @@ def build_parser():
     evaluate.add_argument("--severities", type=_floats, help="corruption severities, e.g. 0,0.5,1")
     evaluate.add_argument("--reference", help="corruptions.json of a reference model (effective robustness)")
     evaluate.add_argument("--out", help="output directory of --robustness (default: beside the model)")
+    study = sub.add_parser("study", help="a paper's study end to end (see multisensory.training.studies)")
+    study.add_argument("name", choices=("fusion-depth",))
+    study.add_argument("--data-dir", help="directory of the dataset's files (default $MULTISENSORY_DATA)")
+    study.add_argument("--out", default="runs/fusion-depth")
+    study.add_argument("--epochs", type=int, default=10)
+    study.add_argument("--batch-size", type=int, default=32)
+    study.add_argument("--train-pairs", type=int, help="pairs per split for training (default: the paper's 87,516)")
+    study.add_argument("--test-pairs", type=int, help="test pairs of the SNR grids (default 10,939)")
+    study.add_argument("--filters", type=int, default=64)
+    study.add_argument("--max-frames", type=int, help="last audio frames kept (default: all 90)")
+    study.add_argument("--snrs", type=_floats, help="grid SNRs, e.g. inf,1,0.5,0.25 (default: 10 values)")
+    study.add_argument("--seed", type=int, default=0)
     grid_diff = sub.add_parser("grid-diff", help="difference heatmap of two SNR grids (a minus b)")
     grid_diff.add_argument("a", help="snr_grid.csv of the first model")
     grid_diff.add_argument("b", help="snr_grid.csv of the second model")
@@ -173,6 +187,15 @@ def main(argv=None):
                 print(f"{run:>16s}" + "".join(f"{metrics[n]:>10.4f}" for n in names))
         elif args.command == "evaluate" and args.robustness:
             _robustness(args)
+        elif args.command == "study":
+            from multisensory.training import robustness, studies
+
+            accuracy = studies.fusion_depth(args.out, data_dir=args.data_dir, epochs=args.epochs,
+                                            batch_size=args.batch_size, train_pairs=args.train_pairs,
+                                            test_pairs=args.test_pairs, filters=args.filters,
+                                            max_frames=args.max_frames, snrs=args.snrs or robustness.DEFAULT_SNRS,
+                                            seed=args.seed)
+            _print_metrics(f"test accuracy at the training noise ({args.out}/study.json):", accuracy)
         elif args.command == "grid-diff":
             from multisensory.training import robustness
 
