@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from multisensory import datasets, zoo
+from multisensory import zoo
 from multisensory.datasets import DatasetInfo, Modality, Task
 from multisensory.datasets.synthetic_av import generate
 from model_harness import model_cases, run_model_test

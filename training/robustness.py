@@ -19,7 +19,6 @@ corruption applied. Plots can also be logged to TensorBoard as images (`log_imag
 import csv
 import itertools
 import math
-import os
 
 import matplotlib
 import numpy as np
