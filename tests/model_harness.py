@@ -17,6 +17,9 @@ from multisensory.zoo.multiplicative.resnet_cifar import VARIANTS as RESNET_VARI
 
 TINY_IMAGES = DatasetInfo("tiny_images", [Modality("image", (32, 32, 3), kind="image")],
                           Task("classification", num_classes=3), {"train": 96})
+TWO_SEQUENCES = DatasetInfo("two_sequences", [Modality("words", (7, 6), kind="sequence"),
+                                              Modality("voice", (7, 4), kind="sequence")],
+                            Task("classification", num_classes=2), {"train": 256})
 TWO_VECTORS = DatasetInfo("two_vectors", [Modality("low_level", (21,)), Modality("high_level", (7,))],
                           Task("classification", num_classes=2), {"train": 256})
 
@@ -37,6 +40,14 @@ def two_vectors(n=256, seed=0):
     return {"low_level": low, "high_level": high}, (low[:, 0] + high[:, 0] > 0).astype("int32")
 
 
+def two_sequences(n=256, seed=0):
+    """Two aligned, front-padded sequences; the label is the sign of the words' last first feature plus noise."""
+    rng = np.random.default_rng(seed)
+    words, voice = rng.normal(size=(n, 7, 6)).astype("float32"), rng.normal(size=(n, 7, 4)).astype("float32")
+    words[: n // 3, :3] = voice[: n // 3, :3] = 0.0
+    return {"words": words, "voice": voice}, (words[:, -1, 0] + 0.3 * voice[:, -1, 0] > 0).astype("int32")
+
+
 def model_cases():
     """(case id, model name, DatasetInfo, (features, labels), config) for every registered model.
 
@@ -49,6 +60,7 @@ def model_cases():
                          for v in RESNET_VARIANTS],
         "higgs_mlp": [(f"higgs_mlp-{v}", TWO_VECTORS, two_vectors(), {"variant": v, "width": 16})
                       for v in HIGGS_VARIANTS],
+        "ef_lstm": [("ef_lstm", TWO_SEQUENCES, two_sequences(), {})],
         "clstm_av": [(f"clstm_av-{f}", datasets.info("synthetic_av"), generate(256, seed=0),
                       {"fusion": f, "filters": 8, "hidden": 16, "max_frames": 6}) for f in CLSTM_FUSIONS],
     }

@@ -10,7 +10,7 @@ from model_harness import model_cases, run_model_test
 
 SENTIMENT_INFO = DatasetInfo(
     name="toy_sentiment",
-    modalities=(Modality("text", (6, 8), "float32", "sequence"), Modality("acoustic", (5,), "float32", "vector")),
+    modalities=(Modality("text", (6, 8), "float32", "sequence"), Modality("acoustic", (6, 5), "float32", "sequence")),
     task=Task("regression", value_range=(-3, 3), metrics=("mae", "pearson", "acc2_has0", "acc2_non0", "f1_has0",
                                                           "f1_non0", "acc5", "acc7")),
     splits={"train": 256},
@@ -20,8 +20,9 @@ SENTIMENT_INFO = DatasetInfo(
 def sentiment_data(n=256, seed=0):
     rng = np.random.default_rng(seed)
     text = rng.normal(size=(n, 6, 8)).astype("float32")
-    acoustic = rng.normal(size=(n, 5)).astype("float32")
-    labels = 3 * np.tanh(text[:, :, 0].mean(1) + acoustic[:, 0])
+    acoustic = rng.normal(size=(n, 6, 5)).astype("float32")
+    text[: n // 4, :2] = 0.0  # front padding
+    labels = 3 * np.tanh(text[:, :, 0].mean(1) + acoustic[:, -1, 0])
     return {"text": text, "acoustic": acoustic}, labels.astype("float32")
 
 

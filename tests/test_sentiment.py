@@ -130,9 +130,9 @@ def test_ur_funny_v2_pickles(tmp_path):
 def test_models_train_on_the_mosi_format(tmp_path):
     write_mult_pickle(tmp_path / "mosi")
     info = datasets.info("mosi", data_dir=str(tmp_path))
-    for name in ("additive_fusion", "late_fusion"):
+    for name in ("additive_fusion", "late_fusion", "ef_lstm", "tfn", "lmf"):
         keras.utils.set_random_seed(0)
-        model = zoo.create(name, info, hidden=(16,))
+        model = zoo.create(name, info, hidden=(16,))  # the sentiment baselines report every sentiment metric
         model.compile()
         history = model.fit(datasets.load("mosi", "train", data_dir=str(tmp_path), batch_size=4), epochs=3,
                             verbose=0)

@@ -1,0 +1,51 @@
+"""`ef_lstm`: the early-fusion LSTM baseline of multimodal sentiment analysis (e.g. Zadeh et al. 2018, MFN's
+"EF-LSTM"): the modalities' features are concatenated at every (word-aligned) step and one LSTM reads them.
+
+Padding steps (all features of all modalities zero) are masked. In the model contract Z_m is the mean of modality
+m's features over its non-padding steps and Z the LSTM's last state.
+"""
+
+import keras
+from keras import ops
+
+from ..encoders import MLPHead
+from ..fusion_model import FusionModel
+from ..registry import register_model
+from .sequence_lstm import MaskedLSTM, padding_mask
+
+
+@register_model("ef_lstm")
+@keras.saving.register_keras_serializable(package="multisensory")
+class EFLSTM(FusionModel):
+    """One LSTM over the per-step concatenation of aligned sequence modalities.
+
+    Args:
+        modalities: sequences of one length (batch, T, D_m).
+        task: `Task` (or config).
+        units: int. LSTM state size.
+        hidden: tuple of int. Hidden sizes of the head.
+        dropout: float. Dropout on the LSTM inputs and in the head.
+    """
+
+    def __init__(self, modalities, task, units=64, hidden=(64,), dropout=0.0, **kwargs):
+        super().__init__(modalities, task, **kwargs)
+        lengths = {m.shape[0] for m in self.modalities if len(m.shape) == 2}
+        if any(len(m.shape) != 2 for m in self.modalities) or len(lengths) != 1:
+            raise ValueError("ef_lstm concatenates steps: every modality must be a sequence (T, D) of one length T; "
+                             f"got {[(m.name, m.shape) for m in self.modalities]}.")
+        self.units, self.hidden, self.dropout = units, tuple(hidden), dropout
+        self.lstm = MaskedLSTM(units, dropout, name="lstm")
+        self.head = MLPHead(self.task.output_size, self.hidden, dropout, name="head")
+
+    def forward(self, inputs, training=None):
+        steps = [inputs[m] for m in self.modality_names]
+        unimodal = {}
+        for name, x in zip(self.modality_names, steps):
+            mask = ops.cast(padding_mask(x), x.dtype)[..., None]
+            unimodal[name] = ops.sum(x * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
+        fused = self.lstm(ops.concatenate(steps, axis=-1), training=training)
+        return {"prediction": self._head_output(self.head(fused, training=training)), "unimodal": unimodal,
+                "fused": fused}
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "hidden": list(self.hidden), "dropout": self.dropout}

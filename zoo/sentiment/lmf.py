@@ -1,0 +1,46 @@
+"""`lmf`: Low-rank Multimodal Fusion (Liu, Shen, Lakshminarasimhan, Liang, Zadeh & Morency 2018, ACL).
+
+The subnetworks of `tfn`, then Z = `LowRankFusion` of rank r (modality-specific factors; equal to a linear layer
+on TFN's fusion tensor whose weight is the sum of the factors' outer products), then an MLP head.
+"""
+
+import keras
+
+from ..encoders import MLPHead
+from ..fusion_model import FusionModel
+from ..registry import register_model
+from .sequence_lstm import subnetwork
+from .tensor_fusion import LowRankFusion
+
+
+@register_model("lmf")
+@keras.saving.register_keras_serializable(package="multisensory")
+class LMF(FusionModel):
+    """Low-rank Multimodal Fusion.
+
+    Args:
+        modalities: list of `Modality` (or configs).
+        task: `Task` (or config).
+        dims: int. Size of every Z_m.
+        units: int. Size of the fused representation.
+        rank: int. Rank r of the factorisation.
+        hidden: tuple of int. Hidden sizes of the head.
+        dropout: float. Dropout in the subnetworks and the head.
+    """
+
+    def __init__(self, modalities, task, dims=16, units=32, rank=4, hidden=(64,), dropout=0.0, **kwargs):
+        super().__init__(modalities, task, **kwargs)
+        self.dims, self.units, self.rank, self.hidden, self.dropout = dims, units, rank, tuple(hidden), dropout
+        self.subnetworks = {m.name: subnetwork(m, dims, dropout) for m in self.modalities}
+        self.fusion = LowRankFusion(units, rank, name="low_rank_fusion")
+        self.head = MLPHead(self.task.output_size, self.hidden, dropout, name="head")
+
+    def forward(self, inputs, training=None):
+        unimodal = {m: self.subnetworks[m](inputs[m], training=training) for m in self.modality_names}
+        fused = self.fusion(list(unimodal.values()))
+        return {"prediction": self._head_output(self.head(fused, training=training)), "unimodal": unimodal,
+                "fused": fused}
+
+    def get_config(self):
+        return {**super().get_config(), "dims": self.dims, "units": self.units, "rank": self.rank,
+                "hidden": list(self.hidden), "dropout": self.dropout}

@@ -1,0 +1,44 @@
+"""`MaskedLSTM`: an LSTM over a zero-padded feature sequence that skips the padding.
+
+The sentiment loaders pad with all-zero steps (`multisensory.datasets.sequence_features`), so a step is padding
+when every feature is 0; the mask makes the LSTM carry its state across those steps. `subnetwork` gives the
+sentiment baselines (`tfn`, `lmf`) their unimodal subnetworks; `ef_lstm` runs one over the concatenated steps.
+"""
+
+import keras
+from keras import ops
+
+from ..encoders import encoder_for
+
+
+def padding_mask(x):
+    """(batch, T) boolean mask, True on steps with any non-zero feature."""
+    return ops.any(ops.not_equal(x, 0.0), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="multisensory")
+class MaskedLSTM(keras.layers.Layer):
+    """LSTM(units) over (batch, T, D) with zero steps masked; returns the last state (batch, units).
+
+    Args:
+        units: int. Size of the state.
+        dropout: float. Dropout on the inputs of the LSTM.
+    """
+
+    def __init__(self, units, dropout=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.dropout = units, dropout
+        self.lstm = keras.layers.LSTM(units, dropout=dropout)
+
+    def call(self, x, training=None):
+        return self.lstm(x, mask=padding_mask(x), training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "dropout": self.dropout}
+
+
+def subnetwork(modality, units, dropout=0.0):
+    """A modality's unimodal subnetwork: `MaskedLSTM` for sequences, the zoo encoder of its kind otherwise."""
+    if modality.kind in ("sequence", "text", "spectrogram"):
+        return MaskedLSTM(units, dropout, name=f"{modality.name}_lstm")
+    return encoder_for(modality, units, dropout)
