@@ -61,6 +61,7 @@ def model_cases():
         "higgs_mlp": [(f"higgs_mlp-{v}", TWO_VECTORS, two_vectors(), {"variant": v, "width": 16})
                       for v in HIGGS_VARIANTS],
         "ef_lstm": [("ef_lstm", TWO_SEQUENCES, two_sequences(), {})],
+        "mfn": [("mfn", TWO_SEQUENCES, two_sequences(), {"units": 8, "memory": 8, "attention_hidden": 8})],
         "clstm_av": [(f"clstm_av-{f}", datasets.info("synthetic_av"), generate(256, seed=0),
                       {"fusion": f, "filters": 8, "hidden": 16, "max_frames": 6}) for f in CLSTM_FUSIONS],
     }

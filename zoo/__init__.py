@@ -7,9 +7,9 @@ from .encoders import ImageEncoder, MLPHead, TemporalEncoder, VectorEncoder, enc
 from .fusion_model import FusionModel, check_inputs
 from .multiplicative import MultiplicativeFusion, MultiplicativeModel, MultiplicativeResNetCIFAR, ResNetCIFAR
 from .registry import config_keys, create, list_models, register_model
-from .sentiment import EFLSTM, LMF, TFN
+from .sentiment import EFLSTM, LMF, MFN, TFN
 
 __all__ = ["create", "list_models", "register_model", "config_keys", "FusionModel", "check_inputs",
            "EarlyFusion", "LateFusion", "AdditiveFusion", "Unimodal", "MultiplicativeModel", "MultiplicativeFusion",
-           "ResNetCIFAR", "MultiplicativeResNetCIFAR", "CLSTMAV", "ConvLSTMFusion", "EFLSTM", "TFN", "LMF", "ImageEncoder", "TemporalEncoder", "VectorEncoder",
+           "ResNetCIFAR", "MultiplicativeResNetCIFAR", "CLSTMAV", "ConvLSTMFusion", "EFLSTM", "TFN", "LMF", "MFN", "ImageEncoder", "TemporalEncoder", "VectorEncoder",
            "MLPHead", "encoder_for"]
