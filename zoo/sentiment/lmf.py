@@ -9,7 +9,7 @@ import keras
 from ..encoders import MLPHead
 from ..fusion_model import FusionModel
 from ..registry import register_model
-from .sequence_lstm import subnetwork
+from .sequence_lstm import fuse_subnetworks, subnetwork
 from .tensor_fusion import LowRankFusion
 
 
@@ -36,10 +36,7 @@ class LMF(FusionModel):
         self.head = MLPHead(self.task.output_size, self.hidden, dropout, name="head")
 
     def forward(self, inputs, training=None):
-        unimodal = {m: self.subnetworks[m](inputs[m], training=training) for m in self.modality_names}
-        fused = self.fusion(list(unimodal.values()))
-        return {"prediction": self._head_output(self.head(fused, training=training)), "unimodal": unimodal,
-                "fused": fused}
+        return fuse_subnetworks(self, inputs, training)
 
     def get_config(self):
         return {**super().get_config(), "dims": self.dims, "units": self.units, "rank": self.rank,

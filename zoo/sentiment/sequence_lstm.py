@@ -42,3 +42,11 @@ def subnetwork(modality, units, dropout=0.0):
     if modality.kind in ("sequence", "text", "spectrogram"):
         return MaskedLSTM(units, dropout, name=f"{modality.name}_lstm")
     return encoder_for(modality, units, dropout)
+
+
+def fuse_subnetworks(model, inputs, training=None):
+    """The forward pass of `tfn` and `lmf`: Z_m from `model.subnetworks`, Z = `model.fusion`, then `model.head`."""
+    unimodal = {m: model.subnetworks[m](inputs[m], training=training) for m in model.modality_names}
+    fused = model.fusion(list(unimodal.values()))
+    return {"prediction": model._head_output(model.head(fused, training=training)), "unimodal": unimodal,
+            "fused": fused}
