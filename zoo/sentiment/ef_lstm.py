@@ -11,7 +11,7 @@ from keras import ops
 from ..encoders import MLPHead
 from ..fusion_model import FusionModel
 from ..registry import register_model
-from .sequence_lstm import MaskedLSTM, padding_mask
+from .sequence_lstm import MaskedLSTM, check_aligned, padding_mask
 
 
 @register_model("ef_lstm")
@@ -29,10 +29,7 @@ class EFLSTM(FusionModel):
 
     def __init__(self, modalities, task, units=64, hidden=(64,), dropout=0.0, **kwargs):
         super().__init__(modalities, task, **kwargs)
-        lengths = {m.shape[0] for m in self.modalities if len(m.shape) == 2}
-        if any(len(m.shape) != 2 for m in self.modalities) or len(lengths) != 1:
-            raise ValueError("ef_lstm concatenates steps: every modality must be a sequence (T, D) of one length T; "
-                             f"got {[(m.name, m.shape) for m in self.modalities]}.")
+        check_aligned(self.modalities, "ef_lstm")
         self.units, self.hidden, self.dropout = units, tuple(hidden), dropout
         self.lstm = MaskedLSTM(units, dropout, name="lstm")
         self.head = MLPHead(self.task.output_size, self.hidden, dropout, name="head")

@@ -18,7 +18,7 @@ from keras import layers, ops
 from ..encoders import MLPHead
 from ..fusion_model import FusionModel
 from ..registry import register_model
-from .sequence_lstm import padding_mask
+from .sequence_lstm import check_aligned, padding_mask
 
 
 def _network(units, hidden, activation, name):
@@ -44,10 +44,7 @@ class MFN(FusionModel):
     def __init__(self, modalities, task, units=32, memory=32, attention_hidden=32, hidden=(64,), dropout=0.0,
                  **kwargs):
         super().__init__(modalities, task, **kwargs)
-        lengths = {m.shape[0] for m in self.modalities if len(m.shape) == 2}
-        if any(len(m.shape) != 2 for m in self.modalities) or len(lengths) != 1 or None in lengths:
-            raise ValueError("mfn reads aligned steps: every modality must be a sequence (T, D) of one fixed length "
-                             f"T (use datasets.info(name, data_dir=...)); got {[(m.name, m.shape) for m in self.modalities]}.")
+        check_aligned(self.modalities, "mfn", fixed_length=True)
         self.units, self.memory, self.attention_hidden = units, memory, attention_hidden
         self.hidden, self.dropout = tuple(hidden), dropout
         self.cells = {m.name: layers.LSTMCell(units, name=f"{m.name}_lstm") for m in self.modalities}

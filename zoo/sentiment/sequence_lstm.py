@@ -37,6 +37,16 @@ class MaskedLSTM(keras.layers.Layer):
         return {**super().get_config(), "units": self.units, "dropout": self.dropout}
 
 
+def check_aligned(modalities, model_name, fixed_length=False):
+    """Raises unless every modality is a sequence (T, D) of one length T (a known one with `fixed_length`)."""
+    lengths = {m.shape[0] for m in modalities if len(m.shape) == 2}
+    if any(len(m.shape) != 2 for m in modalities) or len(lengths) != 1 or (fixed_length and None in lengths):
+        raise ValueError(f"{model_name} reads aligned steps: every modality must be a sequence (T, D) of one "
+                         f"{'fixed ' if fixed_length else ''}length T"
+                         f"{' (use datasets.info(name, data_dir=...))' if fixed_length else ''}; "
+                         f"got {[(m.name, m.shape) for m in modalities]}.")
+
+
 def subnetwork(modality, units, dropout=0.0):
     """A modality's unimodal subnetwork: `MaskedLSTM` for sequences, the zoo encoder of its kind otherwise."""
     if modality.kind in ("sequence", "text", "spectrogram"):
