@@ -144,18 +144,16 @@ def _robustness(args):
     elif args.robustness == "dropped":
         results = robustness.dropped_modalities(model, args.dataset, **common)
         files = (os.path.join(out, "dropped.json"),)
-        with open(files[0], "w") as f:
-            json.dump(results, f, indent=2)
+        runs.write_json(files[0], results)
         for condition, metrics in results.items():
             _print_metrics(f"dropped: {condition}", metrics)
     else:
-        reference = json.load(open(args.reference)) if args.reference else None
+        reference = runs.read_json(args.reference) if args.reference else None
         result = robustness.corruption_curves(model, args.dataset, reference=reference,
                                               severities=args.severities or robustness.DEFAULT_SEVERITIES, **common)
         files = robustness.write_curves(result, os.path.join(out, "corruptions")) + (
             os.path.join(out, "corruptions.json"),)
-        with open(files[-1], "w") as f:
-            json.dump(result, f, indent=2)
+        runs.write_json(files[-1], result)
     pngs = {os.path.basename(f)[:-4]: f for f in files if f.endswith(".png")}
     if pngs:
         robustness.log_images(os.path.join(out, "logs"), pngs)

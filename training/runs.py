@@ -23,17 +23,15 @@ from multisensory import datasets, zoo
 from multisensory.exports import export_saved_model
 
 
-def _pipelines(dataset, splits, data_dir, batch_size, noise, dropout, drop, seed, dataset_options):
-    """Loads the named splits; training-only augmentation (modality dropout) applies to 'train' alone."""
-    return {split: datasets.load(dataset, split, data_dir=data_dir, batch_size=batch_size, noise=noise,
-                                 dropout=dropout if split == "train" else None, drop=drop, seed=seed,
-                                 **dataset_options)
-            for split in splits}
-
-
-def _write_json(path, payload):
+def write_json(path, payload):
+    """Writes a report (metrics, settings) as indented JSON."""
     with open(path, "w") as f:
         json.dump(payload, f, indent=2, sort_keys=True)
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
 
 
 def train(model, dataset, out, data_dir=None, epochs=5, batch_size=32, noise=None, dropout=None, drop=(), seed=0,
@@ -58,8 +56,11 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=32, noise=Non
     config, dataset_options = dict(config or {}), dict(dataset_options or {})
     os.makedirs(out, exist_ok=True)
     keras.utils.set_random_seed(seed)
-    data = _pipelines(dataset, ("train", "validation", "test"), data_dir, batch_size, noise, dropout, drop, seed,
-                      dataset_options)
+    # Modality dropout is training augmentation: the train split alone gets it.
+    data = {split: datasets.load(dataset, split, data_dir=data_dir, batch_size=batch_size, noise=noise,
+                                 dropout=dropout if split == "train" else None, drop=drop, seed=seed,
+                                 **dataset_options)
+            for split in ("train", "validation", "test")}
     data_info = datasets.info(dataset, data_dir=data_dir or os.environ.get(datasets.DATA_ENV), **dataset_options)
     net = zoo.create(model, data_info, **config)
     net.compile()
@@ -68,15 +69,15 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=32, noise=Non
         keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),
         keras.callbacks.ModelCheckpoint(os.path.join(out, "best.keras"), monitor="val_loss", save_best_only=True),
         *callbacks])
-    metrics = net.evaluate(data["test"], return_dict=True, verbose=0)
+    metrics = _floats(net.evaluate(data["test"], return_dict=True, verbose=0))
     net.save(os.path.join(out, "model.keras"))
     settings = {"model": model, "dataset": dataset, "config": config, "dataset_options": dataset_options,
                 "epochs": epochs, "batch_size": batch_size, "noise": noise or {}, "dropout": dropout or {},
                 "drop": sorted(drop), "seed": seed}
     if export:
         settings["export"] = export_saved_model(net, os.path.join(out, "export"), model_name=model)
-    _write_json(os.path.join(out, "metrics.json"), {"test": _floats(metrics), "settings": settings})
-    return _floats(metrics)
+    write_json(os.path.join(out, "metrics.json"), {"test": metrics, "settings": settings})
+    return metrics
 
 
 def load_model(path):
@@ -114,7 +115,7 @@ def compare(model, dataset, out, **train_args):
     for run, drop in runs.items():
         print(f"== {run}: {model} on {dataset}" + (f", dropped: {', '.join(drop)}" if drop else ""))
         results[run] = train(model, dataset, os.path.join(out, run), drop=drop, **train_args)
-    _write_json(os.path.join(out, "compare.json"), results)
+    write_json(os.path.join(out, "compare.json"), results)
     return results
 
 

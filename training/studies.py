@@ -9,7 +9,6 @@ GFLOP per example, more than 12 hours per epoch on 2 CPU cores; the arguments sh
 `max_frames` frames, fewer pairs, a smaller grid), and `study.json` records the settings next to the results.
 """
 
-import json
 import os
 
 from . import robustness, runs
@@ -40,11 +39,10 @@ def fusion_depth(out, data_dir=None, epochs=10, batch_size=32, train_pairs=None,
     for other in ("second", "fc"):
         robustness.write_grid(robustness.grid_difference(grids["initial"], grids[other]),
                               os.path.join(out, f"initial_minus_{other}"))
-    with open(os.path.join(out, "study.json"), "w") as f:
-        json.dump({"study": "fusion_depth", "test_accuracy_at_training_noise": accuracy,
-                   "grid_mean_accuracy": {k: float(g["values"].mean()) for k, g in grids.items()},
-                   "settings": {"epochs": epochs, "batch_size": batch_size, "train_pairs": train_pairs or 87_516,
-                                "test_pairs": test_pairs or 10_939, "filters": filters,
-                                "max_frames": max_frames or 90, "snrs": [robustness.snr_label(s) for s in snrs],
-                                "training_noise": TRAINING_NOISE, "seed": seed}}, f, indent=2)
+    settings = {"epochs": epochs, "batch_size": batch_size, "train_pairs": train_pairs or 87_516,
+                "test_pairs": test_pairs or 10_939, "filters": filters, "max_frames": max_frames or 90,
+                "snrs": [robustness.snr_label(s) for s in snrs], "training_noise": TRAINING_NOISE, "seed": seed}
+    runs.write_json(os.path.join(out, "study.json"), {
+        "study": "fusion_depth", "test_accuracy_at_training_noise": accuracy,
+        "grid_mean_accuracy": {k: float(g["values"].mean()) for k, g in grids.items()}, "settings": settings})
     return accuracy
