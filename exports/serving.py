@@ -51,8 +51,7 @@ def export_saved_model(model, base_dir, model_name=None, version=None):
     def serve(*tensors):
         return serving_outputs(model, model(dict(zip(names, tensors)), training=False))
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
+    archive = keras.export.ExportArchive()  # tracks the variables the endpoint uses: training-only parts stay out
     archive.add_endpoint("serving_default", serve, input_signature=input_signature(model))
     archive.write_out(path, verbose=False)
     return path

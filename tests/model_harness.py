@@ -11,6 +11,7 @@ from multisensory import datasets, zoo
 from multisensory.datasets import DatasetInfo, Modality, Task
 from multisensory.datasets.synthetic_av import generate
 from multisensory.exports import export_saved_model
+from multisensory.training.synergy import SynergyConfig
 from multisensory.zoo.clstm.clstm_av import FUSIONS as CLSTM_FUSIONS
 from multisensory.zoo.multiplicative.higgs_mlp import VARIANTS as HIGGS_VARIANTS
 from multisensory.zoo.multiplicative.resnet_cifar import VARIANTS as RESNET_VARIANTS
@@ -52,16 +53,25 @@ def model_cases():
     """(case id, model name, DatasetInfo, (features, labels), config) for every registered model.
 
     A model runs on `synthetic_av` unless it needs another input: the ResNets take one image, the HIGGS networks
-    are checked on two vector modalities, each variant once; the C-LSTMs run each fusion depth, small.
+    are checked on two vector modalities, each variant once; the C-LSTMs run each fusion depth, small. The sentiment
+    baselines also run with the synergy regulariser (MMD and KL, both reconstruction targets).
     """
+    mmd, kl = SynergyConfig().get_config(), SynergyConfig(divergence="kl", target="fused").get_config()
     special = {
         "resnet_cifar": [(f"resnet_cifar-{v}", TINY_IMAGES, tiny_images(), {"depth": 8, "variant": v,
                                                                             "augment": False})
                          for v in RESNET_VARIANTS],
         "higgs_mlp": [(f"higgs_mlp-{v}", TWO_VECTORS, two_vectors(), {"variant": v, "width": 16})
                       for v in HIGGS_VARIANTS],
-        "ef_lstm": [("ef_lstm", TWO_SEQUENCES, two_sequences(), {})],
-        "mfn": [("mfn", TWO_SEQUENCES, two_sequences(), {"units": 8, "memory": 8, "attention_hidden": 8})],
+        "ef_lstm": [("ef_lstm", TWO_SEQUENCES, two_sequences(), {}),
+                    ("ef_lstm-synergy_mmd", TWO_SEQUENCES, two_sequences(), {"synergy": mmd})],
+        "mfn": [("mfn", TWO_SEQUENCES, two_sequences(), {"units": 8, "memory": 8, "attention_hidden": 8}),
+                ("mfn-synergy_kl", TWO_SEQUENCES, two_sequences(),
+                 {"units": 8, "memory": 8, "attention_hidden": 8, "synergy": kl})],
+        "tfn": [("tfn", datasets.info("synthetic_av"), generate(256, seed=0), {}),
+                ("tfn-synergy_kl", datasets.info("synthetic_av"), generate(256, seed=0), {"synergy": kl})],
+        "lmf": [("lmf", datasets.info("synthetic_av"), generate(256, seed=0), {}),
+                ("lmf-synergy_mmd", datasets.info("synthetic_av"), generate(256, seed=0), {"synergy": mmd})],
         "clstm_av": [(f"clstm_av-{f}", datasets.info("synthetic_av"), generate(256, seed=0),
                       {"fusion": f, "filters": 8, "hidden": 16, "max_frames": 6}) for f in CLSTM_FUSIONS],
     }
@@ -75,7 +85,7 @@ def run_model_test(name, dataset_info, features, labels, tmp_path, batch_size=32
     """Checks one zoo model on numpy `features` {modality: array} and `labels`.
 
     - the config survives a JSON round trip and rebuilds an identical config;
-    - every trainable weight gets a finite gradient, non-zero somewhere;
+    - every trainable weight gets a finite gradient, non-zero somewhere, from its group's objective;
     - `fit` for `steps` steps lowers the loss on the training batches;
     - a `.keras` file reloads with `safe_mode=True` and predicts identically;
     - the SavedModel export reloads with `tf.saved_model.load`, takes inputs named after the modalities and predicts
@@ -90,13 +100,14 @@ def run_model_test(name, dataset_info, features, labels, tmp_path, batch_size=32
 
     # An odd number of examples: the signs in an L1 loss's gradient cannot cancel exactly.
     xg, yg = {k: v[:batch_size + 1] for k, v in features.items()}, labels[:batch_size + 1]
-    with tf.GradientTape() as tape:
-        loss = sum(model.loss_terms(xg, yg, model(xg, training=True, return_outputs=True)).values())
-    grads = tape.gradient(loss, model.trainable_variables)
-    for var, grad in zip(model.trainable_variables, grads):
-        assert grad is not None, f"{name}: no gradient for {var.path}"
-        assert np.all(np.isfinite(grad)), f"{name}: non-finite gradient for {var.path}"
-        assert np.any(grad != 0), f"{name}: zero gradient for {var.path}"
+    with tf.GradientTape(persistent=True) as tape:
+        groups = model.objectives(xg, yg, model(xg, training=True, return_outputs=True))
+    assert sum(len(variables) for variables, _ in groups) == len(model.trainable_variables)
+    for variables, loss in groups:
+        for var, grad in zip(variables, tape.gradient(loss, variables)):
+            assert grad is not None, f"{name}: no gradient for {var.path}"
+            assert np.all(np.isfinite(grad)), f"{name}: non-finite gradient for {var.path}"
+            assert np.any(grad != 0), f"{name}: zero gradient for {var.path}"
 
     before = model.evaluate(features, labels, batch_size=batch_size, verbose=0, return_dict=True)["loss"]
     data = tf.data.Dataset.from_tensor_slices((features, labels)).repeat().batch(batch_size)

@@ -19,6 +19,12 @@ in the message.
 Training runs one forward pass per step and minimises the sum of the named terms that `loss_terms` returns from
 the outputs dict (by default the compiled loss on the prediction plus any `model.losses`, exactly what Keras'
 own `train_step` minimises). Schemes whose objective differs override `loss_terms`, not the training loop.
+
+Any model with two or more modalities takes `synergy=SynergyConfig(...)` (Shankar's cortical-network regulariser,
+`multisensory.training.synergy`): a training-only C-Network measures L_reg on Z_1..Z_M and Z. Parameters then come
+in two groups, one tape and one gradient call each (`objectives`): the model's weights minimise the task terms +
+beta L_reg with the compiled optimiser; the C-Network minimises L_reg with its own AdamW (`synergy_optimizer`, built
+in `compile`, hence inside the strategy scope). `call`, `predict` and exports never run the C-Network.
 """
 
 from collections.abc import Mapping
@@ -63,10 +69,15 @@ class FusionModel(keras.Model):
         task: `Task` or its config.
     """
 
-    def __init__(self, modalities, task, **kwargs):
+    def __init__(self, modalities, task, synergy=None, **kwargs):
         super().__init__(**kwargs)
         self.modalities = tuple(Modality.from_config(m) for m in modalities)
         self.task = Task.from_config(task)
+        self.cnetwork = None
+        if synergy is not None:
+            from multisensory.training.cortical_network import CNetwork
+
+            self.cnetwork = CNetwork(synergy, self.modality_names, name="c_network")
 
     @property
     def modality_names(self):
@@ -86,21 +97,56 @@ class FusionModel(keras.Model):
         return {"task": self.compute_loss(x=x, y=y, y_pred=outputs["prediction"], sample_weight=sample_weight,
                                           training=training)}
 
+    @property
+    def synergy(self):
+        """The `SynergyConfig`, or None."""
+        return None if self.cnetwork is None else self.cnetwork.synergy
+
+    def objectives(self, x, y, outputs, sample_weight=None, training=True):
+        """[(variables, loss)]: the parameter groups and what each minimises (see the module docstring).
+
+        Without synergy, one group: all trainable weights on the sum of `loss_terms`. With synergy, the C-Network's
+        L_reg is computed on Z_m and Z gathered from all replicas (the global batch's statistics) and divided by the
+        number of replicas, whose gradients are summed.
+        """
+        loss = sum(self.loss_terms(x, y, outputs, sample_weight, training).values())
+        if self.cnetwork is None:
+            return [(self.trainable_variables, loss)]
+        model_variables, cnetwork_variables = self.variable_groups()
+        context = tf.distribute.get_replica_context()
+        replicas = 1 if context is None else context.num_replicas_in_sync
+        sizes = self.cnetwork.sizes  # restored after all_gather, which (like distributed input) loses them
+        gather = (lambda t, k: t) if replicas == 1 else (
+            lambda t, k: tf.reshape(context.all_gather(t, axis=0), (-1, sizes[k])))
+        terms = self.cnetwork({m: gather(z, m) for m, z in outputs["unimodal"].items()},
+                              gather(outputs["fused"], "fused"), training=training)
+        regulariser = self.cnetwork.regulariser(terms) / replicas
+        return [(model_variables, loss + self.synergy.beta * regulariser), (cnetwork_variables, regulariser)]
+
+    def variable_groups(self):
+        """(the model's trainable weights, the C-Network's): what `optimizer` and `synergy_optimizer` update."""
+        if self.cnetwork is None:
+            return self.trainable_variables, []
+        own = {id(v) for v in self.cnetwork.trainable_variables}
+        return [v for v in self.trainable_variables if id(v) not in own], self.cnetwork.trainable_variables
+
     def _objective(self, data, training):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         outputs = self(x, training=training, return_outputs=True)
-        loss = sum(self.loss_terms(x, y, outputs, sample_weight, training).values())
+        groups = self.objectives(x, y, outputs, sample_weight, training)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         for metric in self.metrics:
-            if metric.name == "loss":  # the mean loss, logged unscaled by the number of replicas
-                metric.update_state(loss * replicas, sample_weight=tf.shape(outputs["prediction"])[0])
-        return x, y, sample_weight, outputs, loss
+            if metric.name == "loss":  # the model's objective, logged unscaled by the number of replicas
+                metric.update_state(groups[0][1] * replicas, sample_weight=tf.shape(outputs["prediction"])[0])
+        return x, y, sample_weight, outputs, groups
 
     def train_step(self, data):
-        with tf.GradientTape() as tape:
-            x, y, sample_weight, outputs, loss = self._objective(data, training=True)
-            loss = self.optimizer.scale_loss(loss)
-        self.optimizer.apply(tape.gradient(loss, self.trainable_variables), self.trainable_variables)
+        optimizers = [self.optimizer] + ([self.synergy_optimizer] if self.cnetwork is not None else [])
+        with tf.GradientTape(persistent=len(optimizers) > 1) as tape:
+            x, y, sample_weight, outputs, groups = self._objective(data, training=True)
+            losses = [optimizer.scale_loss(loss) for optimizer, (_, loss) in zip(optimizers, groups)]
+        for optimizer, (variables, _), loss in zip(optimizers, groups, losses):
+            optimizer.apply(tape.gradient(loss, variables), variables)
         return self.compute_metrics(x, y, outputs["prediction"], sample_weight=sample_weight)
 
     def test_step(self, data):
@@ -111,34 +157,49 @@ class FusionModel(keras.Model):
         """Creates all weights from the modality specs (a variable length is built with 4 steps)."""
         dummy = {m.name: keras.ops.zeros((1,) + tuple(4 if d is None else d for d in m.shape), m.dtype)
                  for m in self.modalities}
-        self.forward(dummy, training=False)
+        outputs = self.forward(dummy, training=False)
+        if self.cnetwork is not None:
+            self.cnetwork.build({m: tuple(z.shape) for m, z in outputs["unimodal"].items()},
+                                tuple(outputs["fused"].shape))
 
     def _head_output(self, outputs):
         """Shapes the head's output into the prediction: logits (batch, K), or a value (batch,) for regression."""
         return outputs if self.task.type == "classification" else keras.ops.squeeze(outputs, -1)
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
-        """Keras `compile` with task defaults: Adam(1e-3), cross-entropy on logits or MAE, the task's metrics."""
+        """Keras `compile` with task defaults: Adam(1e-3), cross-entropy on logits or MAE, the task's metrics.
+
+        With synergy the default is AdamW(1e-3, clipnorm=5) (the paper's Appendix C), and the C-Network's own
+        optimiser is created and built here, so that compiling inside a strategy scope places it there.
+        """
         from multisensory.training.metrics import task_metrics
 
         if optimizer == "auto":
-            optimizer = keras.optimizers.Adam(1e-3)
+            optimizer = (keras.optimizers.Adam(1e-3) if self.cnetwork is None
+                         else keras.optimizers.AdamW(1e-3, clipnorm=self.synergy.clipnorm))
         if loss == "auto":
             loss = (keras.losses.SparseCategoricalCrossentropy(from_logits=True)
                     if self.task.type == "classification" else keras.losses.MeanAbsoluteError())
         if metrics == "auto":
             metrics = task_metrics(self.task)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        if self.cnetwork is not None:
+            self.synergy_optimizer = self.synergy.optimizer()
+            if self.cnetwork.built:
+                self.synergy_optimizer.build(self.variable_groups()[1])
 
     def compile_from_config(self, config):
         """Restores the compile settings saved in a `.keras` file (Keras skips this for an overridden `compile`)."""
         self.compile(**keras.saving.deserialize_keras_object(config))
         if self.built:
-            self.optimizer.build(self.trainable_variables)
+            self.optimizer.build(self.variable_groups()[0])
 
     def get_config(self):
-        return {**super().get_config(), "modalities": [m.get_config() for m in self.modalities],
-                "task": self.task.get_config()}
+        config = {**super().get_config(), "modalities": [m.get_config() for m in self.modalities],
+                  "task": self.task.get_config()}
+        if self.cnetwork is not None:
+            config["synergy"] = self.synergy.get_config()
+        return config
 
     @classmethod
     def from_config(cls, config):

@@ -37,7 +37,8 @@ def config_keys(name):
     """The configuration keys a model accepts besides `modalities` and `task`."""
     builder = _lookup(name)[0]
     params = inspect.signature(builder.__init__ if inspect.isclass(builder) else builder).parameters
-    return [p for p in params if p not in ("self", "modalities", "task", "kwargs")]
+    keys = [p for p in params if p not in ("self", "modalities", "task", "kwargs")]
+    return keys + ["synergy"] if inspect.isclass(builder) and "synergy" not in keys else keys
 
 
 def create(name, dataset_info, **config):
