@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from multisensory import datasets, zoo
 from multisensory.training import cli, runs
+from sentiment_fixtures import write_mult_pickle
 
 SMALL = ["--dataset", "synthetic_av", "--dataset-option", "num_examples=96", "--batch-size", "32"]
 
@@ -90,3 +91,20 @@ def test_interrupted_run_resumes(tmp_path):
     runs.train("additive_fusion", "synthetic_av", out, callbacks=[epochs], **args)
     assert epochs.seen == [2, 3]
     assert np.isfinite(json.load(open(os.path.join(out, "metrics.json")))["test"]["loss"])
+
+
+def test_synergy_dropped_study_writes_its_table(tmp_path):
+    write_mult_pickle(tmp_path / "mosi", length=6)
+    out = tmp_path / "study"
+    assert cli.main(["study", "synergy-dropped", "--dataset", "mosi", "--data-dir", str(tmp_path), "--models", "lmf",
+                     "--epochs", "1", "--batch-size", "4", "--synergy", "divergence=kl", "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert "multisensory study synergy-dropped --dataset mosi" in report
+    header = next(line for line in report.splitlines() if line.startswith("| run"))
+    assert {"dropped none", "dropped text", "dropped text+audio", "dropped text+vision"} <= {
+        c.strip() for c in header.split("|")}
+    rows = [line.split("|")[1].strip() for line in report.splitlines() if line.startswith("| lmf")]
+    assert rows == ["lmf", "lmf-synergy"]
+    results = json.loads((out / "dropped.json").read_text())
+    assert results["settings"]["synergy"]["divergence"] == "kl"
+    assert results["results"]["lmf"]["text"]["mae"] != results["results"]["lmf"]["none"]["mae"]

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from multisensory import zoo
+from multisensory import datasets, zoo
 from multisensory.datasets.synthetic_av import generate
 from multisensory.exports import export_saved_model
 from multisensory.training.cortical_network import AffineCoupling, CNetwork, Critic
 from model_harness import TWO_SEQUENCES
+from sentiment_fixtures import write_mult_pickle
 from multisensory.training.synergy import (SynergyConfig, batch_covariance, clip_rows, donsker_varadhan, kurtosis,
                                            mmd, regularised_kurtosis)
 
@@ -207,3 +208,20 @@ def test_synergy_is_a_configuration_of_the_zoo():
     assert "synergy" in zoo.config_keys("mfn")
     clone = type(model).from_config(model.get_config())
     assert clone.synergy == model.synergy
+
+
+@pytest.mark.parametrize("name", ["ef_lstm", "tfn", "lmf", "mfn"])
+def test_sentiment_baselines_train_with_synergy_on_the_mosi_format(name, tmp_path):
+    """(test_sentiment.py trains ef_lstm, tfn and lmf on this format without synergy; mfn is checked here.)"""
+    write_mult_pickle(tmp_path / "mosi", length=8)
+    info = datasets.info("mosi", data_dir=str(tmp_path))
+    data = datasets.load("mosi", "train", data_dir=str(tmp_path), batch_size=8)
+    for synergy in ([None] if name == "mfn" else []) + [SynergyConfig(divergence="kl" if name in ("tfn", "mfn")
+                                                                      else "mmd")]:
+        keras.utils.set_random_seed(0)
+        model = zoo.create(name, info, hidden=(16,), synergy=synergy)
+        model.compile()
+        history = model.fit(data, epochs=4, verbose=0).history
+        assert history["loss"][-1] < history["loss"][0], (name, synergy)
+        assert {"mae", "acc2_non0", "acc7"} <= set(history)
+        assert synergy is None or history["synergy_l2"][-1] < history["synergy_l2"][0]

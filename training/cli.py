@@ -9,6 +9,7 @@ Examples:
     multisensory grid-diff runs/a/robustness/snr_grid.csv runs/b/robustness/snr_grid.csv --out runs/a_minus_b
     multisensory study fusion-depth --data-dir ../shared/data --filters 16 --max-frames 15 --train-pairs 4000 \
         --test-pairs 500 --epochs 3 --snrs inf,1,0.5,0.25,0.1 --out runs/fusion-depth
+    multisensory study synergy-dropped --dataset synthetic_av --models tfn,lmf --epochs 5 --out runs/synergy
     multisensory compare --model additive_fusion --dataset synthetic_av --epochs 8 --out runs/demo
     multisensory export --model-path runs/av/model.keras --out serving --name av_additive
 """
@@ -83,9 +84,9 @@ def build_parser():
     evaluate.add_argument("--reference", help="corruptions.json of a reference model (effective robustness)")
     evaluate.add_argument("--out", help="output directory of --robustness (default: beside the model)")
     study = sub.add_parser("study", help="a paper's study end to end (see multisensory.training.studies)")
-    study.add_argument("name", choices=("fusion-depth",))
+    study.add_argument("name", choices=("fusion-depth", "synergy-dropped"))
     study.add_argument("--data-dir", help="directory of the dataset's files (default $MULTISENSORY_DATA)")
-    study.add_argument("--out", default="runs/fusion-depth")
+    study.add_argument("--out", help="output directory (default runs/<name>)")
     study.add_argument("--epochs", type=int, default=10)
     study.add_argument("--batch-size", type=int, default=32)
     study.add_argument("--train-pairs", type=int, help="pairs per split for training (default: the paper's 87,516)")
@@ -94,6 +95,10 @@ def build_parser():
     study.add_argument("--max-frames", type=int, help="last audio frames kept (default: all 90)")
     study.add_argument("--snrs", type=_floats, help="grid SNRs, e.g. inf,1,0.5,0.25 (default: 10 values)")
     study.add_argument("--seed", type=int, default=0)
+    study.add_argument("--dataset", help="synergy-dropped: the dataset (default mosi)", default="mosi")
+    study.add_argument("--models", type=_drop, help="synergy-dropped: zoo models (default ef_lstm,tfn,lmf,mfn)")
+    study.add_argument("--synergy", action="append", default=[], metavar="KEY=VALUE",
+                       help="synergy-dropped: a SynergyConfig setting, e.g. divergence=kl (repeatable)")
     grid_diff = sub.add_parser("grid-diff", help="difference heatmap of two SNR grids (a minus b)")
     grid_diff.add_argument("a", help="snr_grid.csv of the first model")
     grid_diff.add_argument("b", help="snr_grid.csv of the second model")
@@ -185,15 +190,26 @@ def main(argv=None):
                 print(f"{run:>16s}" + "".join(f"{metrics[n]:>10.4f}" for n in names))
         elif args.command == "evaluate" and args.robustness:
             _robustness(args)
+        elif args.command == "study" and args.name == "synergy-dropped":
+            from multisensory.training import studies
+
+            out = args.out or "runs/synergy-dropped"
+            studies.synergy_dropped(out, args.dataset, models=args.models or studies.SYNERGY_MODELS,
+                                    synergy=parse_assignments(args.synergy), data_dir=args.data_dir,
+                                    epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                                    command="multisensory " + " ".join(argv if argv is not None else sys.argv[1:]))
+            with open(os.path.join(out, "report.md")) as f:
+                print(f.read())
         elif args.command == "study":
             from multisensory.training import robustness, studies
 
-            accuracy = studies.fusion_depth(args.out, data_dir=args.data_dir, epochs=args.epochs,
+            out = args.out or "runs/fusion-depth"
+            accuracy = studies.fusion_depth(out, data_dir=args.data_dir, epochs=args.epochs,
                                             batch_size=args.batch_size, train_pairs=args.train_pairs,
                                             test_pairs=args.test_pairs, filters=args.filters,
                                             max_frames=args.max_frames, snrs=args.snrs or robustness.DEFAULT_SNRS,
                                             seed=args.seed)
-            _print_metrics(f"test accuracy at the training noise ({args.out}/study.json):", accuracy)
+            _print_metrics(f"test accuracy at the training noise ({out}/study.json):", accuracy)
         elif args.command == "grid-diff":
             from multisensory.training import robustness
 
