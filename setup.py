@@ -1,6 +1,6 @@
 """Installs the four packages of the repository root under the `multisensory` namespace."""
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 PACKAGES = ("zoo", "datasets", "training", "exports")
 
@@ -9,7 +9,7 @@ setup(
     version="0.1.0",
     description="A Keras 3 model zoo of brain-inspired multimodal fusion.",
     python_requires=">=3.10",
-    packages=[f"multisensory.{p}" for p in PACKAGES],
+    packages=[f"multisensory.{p}{sub}" for p in PACKAGES for sub in [""] + [f".{s}" for s in find_packages(p)]],
     package_dir={f"multisensory.{p}": p for p in PACKAGES},
     install_requires=[
         "tensorflow==2.21.0",

@@ -6,7 +6,7 @@ import pytest
 from multisensory import zoo
 from multisensory.datasets import DatasetInfo, Modality, Task
 from multisensory.datasets.synthetic_av import generate
-from model_harness import model_cases, run_model_test
+from model_harness import SMALL, model_cases, run_model_test
 
 SENTIMENT_INFO = DatasetInfo(
     name="toy_sentiment",
@@ -38,7 +38,7 @@ def test_every_registered_model_has_a_case():
 @pytest.mark.parametrize("name", zoo.list_models(task="regression"))
 def test_model_on_sequence_vector_regression(name, tmp_path):
     features, labels = sentiment_data()
-    model = run_model_test(name, SENTIMENT_INFO, features, labels, tmp_path)
+    model = run_model_test(name, SENTIMENT_INFO, features, labels, tmp_path, **SMALL.get(name, {}))
     assert model.predict(features, verbose=0).shape == (256,)
 
 

@@ -1,15 +1,16 @@
 """Zoo models of multimodal fusion: `create(name, dataset_info, **config)`, `list_models(pattern)`."""
 
-from . import baselines, clstm, multiplicative, sentiment  # noqa: F401  (registers the models)
+from . import baselines, clstm, mmlatch, multiplicative, sentiment  # noqa: F401  (registers the models)
 from .baselines import AdditiveFusion, EarlyFusion, LateFusion, Unimodal
 from .clstm import CLSTMAV, ConvLSTMFusion
 from .encoders import ImageEncoder, MLPHead, TemporalEncoder, VectorEncoder, encoder_for
 from .fusion_model import FusionModel, check_inputs
+from .mmlatch import MMLatch, MulT
 from .multiplicative import MultiplicativeFusion, MultiplicativeModel, MultiplicativeResNetCIFAR, ResNetCIFAR
 from .registry import config_keys, create, list_models, register_model
 from .sentiment import EFLSTM, LMF, MFN, TFN
 
 __all__ = ["create", "list_models", "register_model", "config_keys", "FusionModel", "check_inputs",
            "EarlyFusion", "LateFusion", "AdditiveFusion", "Unimodal", "MultiplicativeModel", "MultiplicativeFusion",
-           "ResNetCIFAR", "MultiplicativeResNetCIFAR", "CLSTMAV", "ConvLSTMFusion", "EFLSTM", "TFN", "LMF", "MFN", "ImageEncoder", "TemporalEncoder", "VectorEncoder",
-           "MLPHead", "encoder_for"]
+           "ResNetCIFAR", "MultiplicativeResNetCIFAR", "CLSTMAV", "ConvLSTMFusion", "EFLSTM", "TFN", "LMF", "MFN",
+           "MMLatch", "MulT", "ImageEncoder", "TemporalEncoder", "VectorEncoder", "MLPHead", "encoder_for"]

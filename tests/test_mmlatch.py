@@ -1,0 +1,111 @@
+"""MMLatch and MulT: eq. 4 by hand, stage I without gradient into the encoders, symmetric attention, padding."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from multisensory import datasets, zoo
+from multisensory.datasets import DatasetInfo, Modality, Task
+from multisensory.zoo.mmlatch import CrossModalAttention, SymmetricAttention
+from model_harness import SMALL, TWO_SEQUENCES, two_sequences
+from sentiment_fixtures import write_mult_pickle
+
+THREE = DatasetInfo("three", [Modality(m, (5, d), kind="sequence") for m, d in (("text", 4), ("audio", 3),
+                                                                                ("vision", 2))],
+                    Task("regression", value_range=(-3, 3)), {"train": 8})
+
+
+def _three(n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return {m.name: rng.normal(size=(n,) + m.shape).astype("float32") for m in THREE.modalities}
+
+
+def test_eq4_masks_of_one_and_zero_give_one_half():
+    model = zoo.create("mmlatch", THREE, feedback="dense", units=4, dropout=0.0)
+    for source, bias in (("audio", 50.0), ("vision", -50.0)):  # f_{audio->text} = 1, f_{vision->text} = 0
+        layer = model.feedback_layers[f"{source}_to_text"]
+        layer.kernel.assign(np.zeros(layer.kernel.shape))
+        layer.bias.assign(np.full(layer.bias.shape, bias))
+    x = _three()
+    outputs = model(x, return_outputs=True)
+    np.testing.assert_allclose(outputs["masks"]["text"], 0.5, atol=1e-6)
+    # Stage II sees i~_text = 0.5 i_text: the baseline network on the masked inputs gives the prediction.
+    masked = {m: x[m] * np.asarray(outputs["masks"][m]) for m in x}
+    masks = {m: tf.reduce_any(v != 0, -1) for m, v in x.items()}
+    core = model.core(masked, masks)
+    np.testing.assert_allclose(outputs["prediction"], model.head(core["fused"])[:, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(masked["text"], 0.5 * x["text"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("backbone", ["lstm", "mult"])
+def test_stage_one_sends_no_gradient_into_the_backbone(backbone):
+    model = zoo.create("mmlatch", THREE, backbone=backbone, units=4, num_layers=1, heads=2)
+    x = _three()
+    with tf.GradientTape(persistent=True) as tape:
+        masks = model(x, training=True, return_outputs=True)["masks"]
+        stage_one = sum(tf.reduce_sum(m) for m in masks.values())
+    backbone_grads = tape.gradient(stage_one, model.core.trainable_variables)
+    assert all(g is None or not np.any(g) for g in backbone_grads)
+    feedback = [v for layer in model.feedback_layers.values() for v in layer.trainable_variables]
+    assert all(g is not None and np.any(g) for g in tape.gradient(stage_one, feedback))
+
+
+def test_symmetric_attention_is_symmetric_in_its_arguments():
+    layer = SymmetricAttention(4)
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 6, 4)).astype("float32"), rng.normal(size=(2, 6, 4)).astype("float32")
+    mask_a, mask_b = np.ones((2, 6), bool), np.r_[[[False] * 2 + [True] * 4], [[True] * 6]]
+    np.testing.assert_allclose(layer(a, b, mask_a, mask_b), layer(b, a, mask_b, mask_a), rtol=1e-5, atol=1e-6)
+    # A masked key is never attended to: changing it changes nothing.
+    attention = CrossModalAttention(4)
+    changed = b.copy()
+    changed[0, :2] = 100.0
+    np.testing.assert_allclose(attention(a, b, mask_b), attention(a, changed, mask_b), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, config", [("mult", SMALL["mult"]), ("mmlatch", SMALL["mmlatch"]),
+                                          ("mmlatch", {**SMALL["mmlatch"], "backbone": "mult"})])
+def test_front_padding_is_ignored(name, config):
+    """A sequence with 3 padding steps in front predicts as its 4 real steps do in a model built for length 4."""
+    features, _ = two_sequences(9)
+    padded = {k: v[:3] for k, v in features.items()}
+    model = zoo.create(name, TWO_SEQUENCES, **config)
+    short_info = DatasetInfo("short", [Modality(m.name, (4, m.shape[1]), kind="sequence")
+                                       for m in TWO_SEQUENCES.modalities], TWO_SEQUENCES.task, {})
+    short = zoo.create(name, short_info, **config)
+    short.set_weights(model.get_weights())
+    np.testing.assert_allclose(model.predict(padded, verbose=0),
+                               short.predict({k: v[:, 3:] for k, v in padded.items()}, verbose=0), atol=1e-5)
+
+
+def test_masks_are_not_dropped_at_inference():
+    model = zoo.create("mmlatch", THREE, units=4, dropout=0.5)
+    x = _three()
+    first, second = (model(x, return_outputs=True) for _ in range(2))
+    np.testing.assert_array_equal(first["prediction"], second["prediction"])
+    assert all(float(tf.reduce_max(m)) < 1.0 for m in first["masks"].values())
+    trained = model(x, training=True, return_outputs=True)["prediction"]
+    assert not np.allclose(trained, first["prediction"])
+
+
+def test_bad_configuration_lists_the_choices():
+    with pytest.raises(ValueError, match=r"Unknown feedback 'gru'; choose one of \['lstm', 'dense', None\]"):
+        zoo.create("mmlatch", THREE, feedback="gru")
+    with pytest.raises(ValueError, match=r"Unknown backbone 'gru'; choose one of \['lstm', 'mult'\]"):
+        zoo.create("mmlatch", THREE, backbone="gru")
+
+
+@pytest.mark.parametrize("name, config", [("mmlatch", {"units": 8}), ("mmlatch", {"units": 8, "backbone": "mult",
+                                                                                  "num_layers": 1, "heads": 2}),
+                                          ("mult", SMALL["mult"])])
+def test_trains_on_the_mosi_format(name, config, tmp_path):
+    write_mult_pickle(tmp_path / "mosi", length=8)
+    info = datasets.info("mosi", data_dir=str(tmp_path))
+    keras.utils.set_random_seed(0)
+    model = zoo.create(name, info, **config)
+    model.compile()
+    history = model.fit(datasets.load("mosi", "train", data_dir=str(tmp_path), batch_size=4), epochs=4,
+                        verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    assert {"mae", "acc2_non0", "acc7"} <= set(history)

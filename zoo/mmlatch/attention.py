@@ -1,0 +1,58 @@
+"""Dot-product attention layers of MMLatch (Paraskevopoulos, Georgiou & Potamianos 2022, section 2).
+
+- `SelfAttention`: r = softmax(Q K^T / sqrt(d)) V over one sequence, with learned projections of size d.
+- `CrossModalAttention`: a_kl = softmax(K_l^T Q_k / sqrt(d)) V_l + r_k: the queries come from modality k, keys and
+  values from modality l; the residual keeps k's sequence (so a_kl has k's length and size d).
+- `SymmetricAttention`: m_kl = a_kl + a_lk with one `CrossModalAttention` (shared projections) used both ways, so
+  m_kl(x, y) = m_kl(y, x); both sequences must have one length.
+
+Padding steps (masks from `padding_mask`) are never attended to: their scores are set to -inf before the softmax.
+"""
+
+import keras
+from keras import layers, ops
+
+
+def attend(query, key, value, key_mask):
+    """softmax(query key^T / sqrt(d)) value, with keys where `key_mask` is False excluded."""
+    scores = ops.matmul(query, ops.transpose(key, (0, 2, 1))) / ops.sqrt(ops.cast(ops.shape(query)[-1], "float32"))
+    scores = ops.where(key_mask[:, None, :], scores, -1e9)
+    return ops.matmul(ops.softmax(scores, axis=-1), value)
+
+
+@keras.saving.register_keras_serializable(package="multisensory")
+class SelfAttention(layers.Layer):
+    """softmax(Q K^T / sqrt(d)) V of a sequence with projections of size `units`.
+
+    Args:
+        units: int. d, the size of the projections and the output.
+    """
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.supports_masking = True  # masks are passed explicitly
+        self.query, self.key, self.value = (layers.Dense(units, use_bias=False, name=n) for n in ("query", "key",
+                                                                                                   "value"))
+
+    def call(self, x, mask):
+        return attend(self.query(x), self.key(x), self.value(x), mask)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="multisensory")
+class CrossModalAttention(SelfAttention):
+    """a_kl = softmax(K_l^T Q_k / sqrt(d)) V_l + r_k; `call(r_k, r_l, mask_l)` (r_k of size `units`)."""
+
+    def call(self, r_k, r_l, mask_l):
+        return attend(self.query(r_k), self.key(r_l), self.value(r_l), mask_l) + r_k
+
+
+@keras.saving.register_keras_serializable(package="multisensory")
+class SymmetricAttention(CrossModalAttention):
+    """m_kl = a_kl + a_lk; `call(r_k, r_l, mask_k, mask_l)`."""
+
+    def call(self, r_k, r_l, mask_k, mask_l):
+        return super().call(r_k, r_l, mask_l) + super().call(r_l, r_k, mask_k)

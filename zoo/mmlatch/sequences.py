@@ -1,0 +1,57 @@
+"""Sequence views shared by `mult` and `mmlatch`.
+
+- `as_sequence`: a modality as a (batch, T, D) sequence: sequences as they are, an image (H, W, C) as H rows of
+  W*C features, a vector as one step.
+- `padding_mask`: True on steps with any non-zero feature (the loaders pad with all-zero steps).
+- `to_length`: a sequence linearly resampled in time to T steps (identity when it has T already); MMLatch's
+  per-step masks and concatenations need one timeline, so unaligned modalities are brought to the longest length.
+- `positions`: sinusoidal position encodings (Vaswani et al. 2017) of each step's index counted from the first
+  non-padding step, so that front padding shifts nothing (padding steps get position 0).
+"""
+
+import math
+
+import tensorflow as tf
+from keras import ops
+
+from ..sentiment.sequence_lstm import padding_mask
+
+__all__ = ["as_sequence", "padding_mask", "to_length", "positions", "sequence_shape", "masked_mean"]
+
+
+def sequence_shape(modality):
+    """(T, D) of a modality's sequence view."""
+    shape = tuple(modality.shape)
+    if len(shape) == 1:
+        return 1, shape[0]
+    if len(shape) == 2:
+        return shape
+    return shape[0], int(math.prod(shape[1:]))
+
+
+def as_sequence(x, modality):
+    """(batch, T, D) view of a modality's tensor (see the module docstring)."""
+    steps, features = sequence_shape(modality)
+    return ops.reshape(x, (-1, steps if steps is not None else ops.shape(x)[1], features))
+
+
+def to_length(x, steps):
+    """x (batch, T, D) linearly resampled in time to `steps` steps (align_corners-free, as image resizing)."""
+    if x.shape[1] == steps:
+        return x
+    return tf.image.resize(x[..., None], (steps, x.shape[-1]), method="bilinear")[..., 0]
+
+
+def positions(mask, dim):
+    """(batch, T, dim) sinusoidal encodings of the steps' indices counted from the first non-padding step."""
+    index = ops.maximum(ops.cumsum(ops.cast(mask, "float32"), axis=1) - 1.0, 0.0)[..., None]  # (B, T, 1)
+    rates = ops.exp(-math.log(10000.0) * ops.arange(0, dim, 2, dtype="float32") / dim)  # (ceil(dim / 2),)
+    angles = index * rates
+    encoding = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)  # (B, T, ceil(dim/2), 2): interleaved
+    return ops.reshape(encoding, (ops.shape(mask)[0], ops.shape(mask)[1], -1))[..., :dim]
+
+
+def masked_mean(x, mask):
+    """Mean of x (batch, T, D) over the steps where `mask` (batch, T) is True (0 when there is none)."""
+    weights = ops.cast(mask, x.dtype)[..., None]
+    return ops.sum(x * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
