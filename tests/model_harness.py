@@ -146,3 +146,17 @@ def run_model_test(name, dataset_info, features, labels, tmp_path, batch_size=32
         np.testing.assert_allclose(outputs["probabilities"].numpy().sum(-1), 1.0, rtol=1e-5)
     return model
 
+
+
+def assert_front_padding_is_ignored(name, config):
+    """A sequence with 3 padding steps in front predicts as its 4 real steps do in a model built for length 4."""
+    features, _ = two_sequences(9)
+    padded = {k: v[:3] for k, v in features.items()}  # two_sequences pads the first n // 3 rows by 3 steps
+    assert all(np.all(v[:, :3] == 0) for v in padded.values())
+    model = zoo.create(name, TWO_SEQUENCES, **config)
+    short_info = DatasetInfo("short", [Modality(m.name, (4, m.shape[1]), kind="sequence")
+                                       for m in TWO_SEQUENCES.modalities], TWO_SEQUENCES.task, {})
+    short = zoo.create(name, short_info, **config)
+    short.set_weights(model.get_weights())
+    np.testing.assert_allclose(model.predict(padded, verbose=0),
+                               short.predict({k: v[:, 3:] for k, v in padded.items()}, verbose=0), atol=1e-5)

@@ -6,9 +6,10 @@ import pytest
 import tensorflow as tf
 
 from multisensory import datasets, zoo
+from multisensory.training import cli
 from multisensory.datasets import DatasetInfo, Modality, Task
 from multisensory.zoo.mmlatch import CrossModalAttention, SymmetricAttention
-from model_harness import SMALL, TWO_SEQUENCES, two_sequences
+from model_harness import SMALL, assert_front_padding_is_ignored
 from sentiment_fixtures import write_mult_pickle
 
 THREE = DatasetInfo("three", [Modality(m, (5, d), kind="sequence") for m, d in (("text", 4), ("audio", 3),
@@ -67,16 +68,7 @@ def test_symmetric_attention_is_symmetric_in_its_arguments():
 @pytest.mark.parametrize("name, config", [("mult", SMALL["mult"]), ("mmlatch", SMALL["mmlatch"]),
                                           ("mmlatch", {**SMALL["mmlatch"], "backbone": "mult"})])
 def test_front_padding_is_ignored(name, config):
-    """A sequence with 3 padding steps in front predicts as its 4 real steps do in a model built for length 4."""
-    features, _ = two_sequences(9)
-    padded = {k: v[:3] for k, v in features.items()}
-    model = zoo.create(name, TWO_SEQUENCES, **config)
-    short_info = DatasetInfo("short", [Modality(m.name, (4, m.shape[1]), kind="sequence")
-                                       for m in TWO_SEQUENCES.modalities], TWO_SEQUENCES.task, {})
-    short = zoo.create(name, short_info, **config)
-    short.set_weights(model.get_weights())
-    np.testing.assert_allclose(model.predict(padded, verbose=0),
-                               short.predict({k: v[:, 3:] for k, v in padded.items()}, verbose=0), atol=1e-5)
+    assert_front_padding_is_ignored(name, config)
 
 
 def test_masks_are_not_dropped_at_inference():
@@ -109,3 +101,25 @@ def test_trains_on_the_mosi_format(name, config, tmp_path):
                         verbose=0).history
     assert history["loss"][-1] < history["loss"][0]
     assert {"mae", "acc2_non0", "acc7"} <= set(history)
+
+
+def test_evaluate_writes_the_average_mask_per_class(tmp_path):
+    write_mult_pickle(tmp_path / "mosi", length=6)
+    info = datasets.info("mosi", data_dir=str(tmp_path))
+    model = zoo.create("mmlatch", info, feedback="dense", units=4)
+    path = str(tmp_path / "mmlatch.keras")
+    model.save(path)
+    out = tmp_path / "masks"
+    assert cli.main(["evaluate", "--model-path", path, "--dataset", "mosi", "--data-dir", str(tmp_path),
+                     "--robustness", "masks", "--batch-size", "4", "--out", str(out)]) == 0
+    x, y = next(iter(datasets.load("mosi", "test", data_dir=str(tmp_path), batch_size=100, shuffle=False)))
+    classes = sorted(set(np.clip(np.round(np.asarray(y)), -3, 3).astype(int)))
+    rows = (out / "masks_vision.csv").read_text().splitlines()
+    assert [int(r.split(",")[0]) for r in rows[1:]] == classes and len(rows[0].split(",")) == 1 + 20
+    assert (out / "masks_text.png").exists() and list((out / "logs").iterdir())
+    # By hand for the lowest class: the masks' mean over the non-padding steps, averaged over its examples.
+    masks = model(x, return_outputs=True)["masks"]["vision"].numpy()
+    real = np.any(np.asarray(x["vision"]) != 0, -1)[..., None]
+    chosen = np.clip(np.round(np.asarray(y)), -3, 3).astype(int) == classes[0]
+    expected = ((masks * real).sum(1) / real.sum(1))[chosen].mean(0)
+    np.testing.assert_allclose([float(v) for v in rows[1].split(",")[1:]], expected, rtol=1e-4)

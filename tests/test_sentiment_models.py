@@ -28,19 +28,6 @@ def test_low_rank_fusion_is_tfn_followed_by_the_summed_factor_tensor():
 
 @pytest.mark.parametrize("name", ["ef_lstm", "mfn", "tfn", "lmf"])
 def test_front_padding_is_ignored(name):
-    """A sequence with 3 padding steps in front predicts as its 4 real steps do in a model built for length 4."""
-    from multisensory import zoo
-    from multisensory.datasets import DatasetInfo, Modality
-    from model_harness import TWO_SEQUENCES, two_sequences
+    from model_harness import assert_front_padding_is_ignored
 
-    features, _ = two_sequences(9)
-    padded = {k: v[:3] for k, v in features.items()}  # two_sequences pads the first n // 3 rows by 3 steps
-    assert all(np.all(v[:, :3] == 0) for v in padded.values())
-    config = {"units": 8, "memory": 8} if name == "mfn" else {}
-    model = zoo.create(name, TWO_SEQUENCES, **config)
-    short_info = DatasetInfo("short", [Modality(m.name, (4, m.shape[1]), kind="sequence")
-                                       for m in TWO_SEQUENCES.modalities], TWO_SEQUENCES.task, {})
-    short = zoo.create(name, short_info, **config)
-    short.set_weights(model.get_weights())
-    np.testing.assert_allclose(model.predict(padded, verbose=0),
-                               short.predict({k: v[:, 3:] for k, v in padded.items()}, verbose=0), atol=1e-5)
+    assert_front_padding_is_ignored(name, {"units": 8, "memory": 8} if name == "mfn" else {})

@@ -78,7 +78,8 @@ def build_parser():
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--batch-size", type=int, default=32, help="with --seed, fixes the noise drawn")
     _add_data_args(evaluate, with_dropout=False)
-    evaluate.add_argument("--robustness", choices=ROBUSTNESS, help="a robustness evaluation, written to --out")
+    evaluate.add_argument("--robustness", choices=ROBUSTNESS,
+                          help="a robustness evaluation, or mmlatch's average masks per class, written to --out")
     evaluate.add_argument("--snrs", type=_floats, help="SNR grid values, e.g. inf,1,0.5,0.25 (inf: original)")
     evaluate.add_argument("--severities", type=_floats, help="corruption severities, e.g. 0,0.5,1")
     evaluate.add_argument("--reference", help="corruptions.json of a reference model (effective robustness)")
@@ -111,7 +112,7 @@ def build_parser():
     return parser
 
 
-ROBUSTNESS = ("snr-grid", "dropped", "corruptions")
+ROBUSTNESS = ("snr-grid", "dropped", "corruptions", "masks")
 
 
 def _floats(text):
@@ -152,6 +153,10 @@ def _robustness(args):
         runs.write_json(files[0], results)
         for condition, metrics in results.items():
             _print_metrics(f"dropped: {condition}", metrics)
+    elif args.robustness == "masks":
+        from multisensory.training import masks
+
+        files = masks.write_masks(masks.average_masks(model, args.dataset, **common), out)
     else:
         reference = runs.read_json(args.reference) if args.reference else None
         result = robustness.corruption_curves(model, args.dataset, reference=reference,

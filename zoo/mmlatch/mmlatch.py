@@ -92,11 +92,15 @@ class MMLatch(FusionModel):
             result[k] = sum(gates) / len(gates)
         return result
 
-    def forward(self, inputs, training=None):
+    def sequence_views(self, inputs):
+        """({m: (batch, T, D_m)} on one timeline, {m: padding mask (batch, T)}) of the raw inputs."""
         sequences = {m.name: as_sequence(inputs[m.name], m) for m in self.modalities}
         if self.steps is not None:
             sequences = {m: to_length(x, self.steps) for m, x in sequences.items()}
-        masks = {m: padding_mask(x) for m, x in sequences.items()}
+        return sequences, {m: padding_mask(x) for m, x in sequences.items()}
+
+    def forward(self, inputs, training=None):
+        sequences, masks = self.sequence_views(inputs)
         outputs = {}
         if self.feedback is not None:
             outputs["masks"] = self.masks(sequences, masks, training)
