@@ -49,7 +49,7 @@ def two_sequences(n=256, seed=0):
     return {"words": words, "voice": voice}, (words[:, -1, 0] + 0.3 * voice[:, -1, 0] > 0).astype("int32")
 
 
-SMALL = {"mult": {"units": 8, "num_layers": 1, "heads": 2, "hidden": (16,)},
+SMALL = {"mult": {"units": 8, "num_layers": 1, "heads": 2, "hidden": (16,), "dropout": 0.0, "attention_dropout": 0.0},
          "mmlatch": {"units": 8, "num_layers": 1, "heads": 2, "dropout": 0.0}}
 
 
@@ -76,13 +76,10 @@ def model_cases():
                 ("tfn-synergy_kl", datasets.info("synthetic_av"), generate(256, seed=0), {"synergy": kl})],
         "lmf": [("lmf", datasets.info("synthetic_av"), generate(256, seed=0), {}),
                 ("lmf-synergy_mmd", datasets.info("synthetic_av"), generate(256, seed=0), {"synergy": mmd})],
-        "mult": [("mult", datasets.info("synthetic_av"), generate(256, seed=0),
-                  {"units": 8, "num_layers": 1, "heads": 2, "hidden": (16,)})],
+        "mult": [("mult", datasets.info("synthetic_av"), generate(256, seed=0), SMALL["mult"])],
         "mmlatch": [(f"mmlatch-{feedback}_{backbone}", datasets.info("synthetic_av"), generate(256, seed=0),
-                     {"feedback": None if feedback == "none" else feedback, "backbone": backbone, "units": 8, "dropout": 0.0,
-                      "num_layers": 1, "heads": 2})
-                    for feedback, backbone in (("lstm", "lstm"), ("dense", "lstm"), ("none", "lstm"),
-                                               ("lstm", "mult"))],
+                     {**SMALL["mmlatch"], "feedback": feedback, "backbone": backbone})
+                    for feedback, backbone in (("lstm", "lstm"), ("dense", "lstm"), ("lstm", "mult"))],
         "clstm_av": [(f"clstm_av-{f}", datasets.info("synthetic_av"), generate(256, seed=0),
                       {"fusion": f, "filters": 8, "hidden": 16, "max_frames": 6}) for f in CLSTM_FUSIONS],
     }

@@ -72,7 +72,7 @@ def test_additive_fusion_sums_or_concatenates():
 
 def test_list_models_pattern_and_task():
     assert zoo.list_models("*fusion") == ["additive_fusion", "early_fusion", "late_fusion"]
-    assert zoo.list_models("mul*") == ["mul", "mulmix"]
+    assert zoo.list_models("mul*") == ["mul", "mulmix", "mult"]
     assert "mul" not in zoo.list_models(task="regression") and "unimodal" in zoo.list_models(task="regression")
     with pytest.raises(ValueError, match="supports classification tasks.*Models for it: additive_fusion"):
         zoo.create("mul", SENTIMENT_INFO)

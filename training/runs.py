@@ -49,7 +49,7 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=32, noise=Non
         drop: iterable of str. Modalities zeroed in every split (unimodal baselines).
         config: dict. Model configuration passed to `zoo.create`.
         dataset_options: dict. Options passed to `datasets.load`.
-        callbacks: extra Keras callbacks.
+        callbacks: extra Keras callbacks (after those of the model's own `recipe()`, when it has one).
         export: bool. Write the SavedModel export.
         verbose: Keras `fit` verbosity ("auto" shows the progress bar).
     """
@@ -68,7 +68,7 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=32, noise=Non
         keras.callbacks.TensorBoard(os.path.join(out, "logs")),
         keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),
         keras.callbacks.ModelCheckpoint(os.path.join(out, "best.keras"), monitor="val_loss", save_best_only=True),
-        *callbacks])
+        *(net.recipe() if hasattr(net, "recipe") else ()), *callbacks])
     metrics = _floats(net.evaluate(data["test"], return_dict=True, verbose=0))
     net.save(os.path.join(out, "model.keras"))
     settings = {"model": model, "dataset": dataset, "config": config, "dataset_options": dataset_options,
