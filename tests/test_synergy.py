@@ -182,7 +182,7 @@ def test_two_optimiser_step_updates_each_group_from_its_own_objective():
                                + lr * model.synergy.gamma_d * ascent, rtol=1e-4, atol=1e-6)
 
 
-def test_each_term_is_logged_and_the_export_leaves_the_cnetwork_out(tmp_path):
+def test_terms_are_logged_the_export_leaves_the_cnetwork_out_and_a_backup_restores_it(tmp_path):
     features, labels = generate(64, seed=1)
     keras.utils.set_random_seed(0)
     model = zoo.create("tfn", "synthetic_av", synergy=SynergyConfig())
@@ -200,6 +200,16 @@ def test_each_term_is_logged_and_the_export_leaves_the_cnetwork_out(tmp_path):
     x = {k: v[:8] for k, v in features.items()}
     np.testing.assert_allclose(serving(**{k: tf.constant(v) for k, v in x.items()})["logits"],
                                model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+    # What an interrupted run restores (BackupAndRestore saves weights): both optimisers and the covariance state.
+    model.save_weights(str(tmp_path / "backup.weights.h5"))
+    restored = zoo.create("tfn", "synthetic_av", synergy=SynergyConfig())
+    restored.compile()
+    restored.load_weights(str(tmp_path / "backup.weights.h5"))
+    for a, b in ((model.optimizer, restored.optimizer), (model.synergy_optimizer, restored.synergy_optimizer)):
+        assert int(b.iterations) == int(a.iterations) == 4
+        assert all(np.array_equal(u, v) for u, v in zip(a.variables, b.variables))
+    np.testing.assert_array_equal(restored.cnetwork.covariances["fused"], model.cnetwork.covariances["fused"])
 
 
 def test_synergy_is_a_configuration_of_the_zoo():

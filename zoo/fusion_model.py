@@ -185,8 +185,10 @@ class FusionModel(keras.Model):
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
         if self.cnetwork is not None:
             self.synergy_optimizer = self.synergy.optimizer()
-            if self.cnetwork.built:
-                self.synergy_optimizer.build(self.variable_groups()[1])
+            if self.built:  # each optimiser holds state for its own group only
+                model_variables, cnetwork_variables = self.variable_groups()
+                self.optimizer.build(model_variables)
+                self.synergy_optimizer.build(cnetwork_variables)
 
     def compile_from_config(self, config):
         """Restores the compile settings saved in a `.keras` file (Keras skips this for an overridden `compile`)."""
