@@ -14,7 +14,7 @@ import math
 import tensorflow as tf
 from keras import ops
 
-from ..sentiment.sequence_lstm import padding_mask
+from ..sentiment.sequence_lstm import masked_mean, padding_mask
 
 __all__ = ["as_sequence", "padding_mask", "to_length", "positions", "sequence_shape", "masked_mean"]
 
@@ -50,8 +50,3 @@ def positions(mask, dim):
     encoding = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)  # (B, T, ceil(dim/2), 2): interleaved
     return ops.reshape(encoding, (ops.shape(mask)[0], ops.shape(mask)[1], -1))[..., :dim]
 
-
-def masked_mean(x, mask):
-    """Mean of x (batch, T, D) over the steps where `mask` (batch, T) is True (0 when there is none)."""
-    weights = ops.cast(mask, x.dtype)[..., None]
-    return ops.sum(x * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)

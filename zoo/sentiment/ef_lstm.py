@@ -11,7 +11,7 @@ from keras import ops
 from ..encoders import MLPHead
 from ..fusion_model import FusionModel
 from ..registry import register_model
-from .sequence_lstm import MaskedLSTM, check_aligned, padding_mask
+from .sequence_lstm import MaskedLSTM, check_aligned, masked_mean, padding_mask
 
 
 @register_model("ef_lstm")
@@ -36,10 +36,7 @@ class EFLSTM(FusionModel):
 
     def forward(self, inputs, training=None):
         steps = [inputs[m] for m in self.modality_names]
-        unimodal = {}
-        for name, x in zip(self.modality_names, steps):
-            mask = ops.cast(padding_mask(x), x.dtype)[..., None]
-            unimodal[name] = ops.sum(x * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1.0)
+        unimodal = {name: masked_mean(x, padding_mask(x)) for name, x in zip(self.modality_names, steps)}
         fused = self.lstm(ops.concatenate(steps, axis=-1), training=training)
         return {"prediction": self._head_output(self.head(fused, training=training)), "unimodal": unimodal,
                 "fused": fused}

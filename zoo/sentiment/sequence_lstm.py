@@ -16,6 +16,12 @@ def padding_mask(x):
     return ops.any(ops.not_equal(x, 0.0), axis=-1)
 
 
+def masked_mean(x, mask):
+    """Mean of x (batch, T, D) over the steps where `mask` (batch, T) is True (0 when there is none)."""
+    weights = ops.cast(mask, x.dtype)[..., None]
+    return ops.sum(x * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
+
+
 @keras.saving.register_keras_serializable(package="multisensory")
 class MaskedLSTM(keras.layers.Layer):
     """LSTM(units) over (batch, T, D) with zero steps masked; returns the last state (batch, units).
