@@ -69,6 +69,8 @@ class FusionModel(keras.Model):
         task: `Task` or its config.
     """
 
+    default_learning_rate = 1e-3  # of the optimiser `compile()` creates by default
+
     def __init__(self, modalities, task, synergy=None, **kwargs):
         super().__init__(**kwargs)
         self.modalities = tuple(Modality.from_config(m) for m in modalities)
@@ -167,16 +169,18 @@ class FusionModel(keras.Model):
         return outputs if self.task.type == "classification" else keras.ops.squeeze(outputs, -1)
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
-        """Keras `compile` with task defaults: Adam(1e-3), cross-entropy on logits or MAE, the task's metrics.
+        """Keras `compile` with task defaults: Adam(`default_learning_rate`), cross-entropy on logits or MAE, the
+        task's metrics.
 
-        With synergy the default is AdamW(1e-3, clipnorm=5) (the paper's Appendix C), and the C-Network's own
+        With synergy the default is AdamW with clipnorm 5 (the paper's Appendix C), and the C-Network's own
         optimiser is created and built here, so that compiling inside a strategy scope places it there.
         """
         from multisensory.training.metrics import task_metrics
 
         if optimizer == "auto":
-            optimizer = (keras.optimizers.Adam(1e-3) if self.cnetwork is None
-                         else keras.optimizers.AdamW(1e-3, clipnorm=self.synergy.clipnorm))
+            rate = self.default_learning_rate
+            optimizer = (keras.optimizers.Adam(rate) if self.cnetwork is None
+                         else keras.optimizers.AdamW(rate, clipnorm=self.synergy.clipnorm))
         if loss == "auto":
             loss = (keras.losses.SparseCategoricalCrossentropy(from_logits=True)
                     if self.task.type == "classification" else keras.losses.MeanAbsoluteError())

@@ -48,6 +48,8 @@ class MMLatch(FusionModel):
         num_layers, heads: int. MulT's layers and heads (backbone "mult").
     """
 
+    default_learning_rate = 5e-4  # the paper's Adam
+
     def __init__(self, modalities, task, feedback="lstm", backbone="lstm", units=100, dropout=0.2, num_layers=4,
                  heads=4, **kwargs):
         super().__init__(modalities, task, **kwargs)
@@ -109,11 +111,6 @@ class MMLatch(FusionModel):
         core = self.core(sequences, masks, training=training)
         prediction = self._head_output(self.head(self.head_dropout(core["fused"], training=training)))
         return {**outputs, "prediction": prediction, "unimodal": core["unimodal"], "fused": core["fused"]}
-
-    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
-        """As `FusionModel.compile`, with the paper's Adam(5e-4) as the default optimiser."""
-        super().compile(optimizer=keras.optimizers.Adam(5e-4) if optimizer == "auto" else optimizer, loss=loss,
-                        metrics=metrics, **kwargs)
 
     @staticmethod
     def recipe():
