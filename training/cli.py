@@ -131,8 +131,9 @@ def _train_args(args):
 
 def _print_metrics(title, metrics):
     print(title)
+    width = max([12] + [len(name) for name in metrics])
     for name, value in metrics.items():
-        print(f"  {name:>12s}  {value:.4f}")
+        print(f"  {name:>{width}s}  {value:.4f}")
 
 
 def _robustness(args):
