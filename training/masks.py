@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from multisensory import datasets  # noqa: E402
+from multisensory.zoo.mmlatch.sequences import masked_mean  # noqa: E402
 
 
 def _classes(model, labels):
@@ -27,24 +28,20 @@ def average_masks(model, dataset, split="test", data_dir=None, batch_size=32, se
     """{modality: {"classes": [c, ...], "values": (classes, D_m) array}} for a model whose outputs carry "masks"."""
     data = datasets.load(dataset, split, data_dir=data_dir, batch_size=batch_size, seed=seed, shuffle=False,
                          **(dataset_options or {}))
-    sums, counts = {}, {}
+    means, classes = {}, []
     for x, y in data:
         outputs = model(x, return_outputs=True)
         if "masks" not in outputs:
             raise ValueError(f"Model '{model.name}' returns no top-down masks (an mmlatch model with feedback does).")
         _, padding = model.sequence_views(x)
-        classes = _classes(model, y)
+        classes.append(_classes(model, y))
         for m, mask in outputs["masks"].items():
-            steps = np.asarray(padding[m], "float32")[..., None]
-            per_example = (np.asarray(mask) * steps).sum(1) / np.maximum(steps.sum(1), 1.0)  # (batch, D)
-            for c in np.unique(classes):
-                chosen = classes == c
-                sums.setdefault(m, {}).setdefault(int(c), 0.0)
-                sums[m][int(c)] = sums[m][int(c)] + per_example[chosen].sum(0)
-                counts.setdefault(m, {}).setdefault(int(c), 0)
-                counts[m][int(c)] += int(chosen.sum())
-    return {m: {"classes": sorted(sums[m]), "values": np.stack([sums[m][c] / counts[m][c] for c in sorted(sums[m])])}
-            for m in sums}
+            means.setdefault(m, []).append(np.asarray(masked_mean(mask, padding[m])))
+    classes = np.concatenate(classes)
+    present = sorted(int(c) for c in np.unique(classes))
+    return {m: {"classes": present,
+                "values": np.stack([np.concatenate(parts)[classes == c].mean(0) for c in present])}
+            for m, parts in means.items()}
 
 
 def write_masks(result, out):

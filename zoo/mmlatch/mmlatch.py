@@ -12,7 +12,7 @@ Two stages in one forward pass (and so in one training step):
   code also drops them at inference, which is not done here.
 - Stage II runs the backbone on the masked inputs for the prediction (a dense layer on its fused state).
 
-Inputs are read through their sequence views (`as_sequence`) and masks and concatenations need one timeline, so
+Inputs are read through their sequence views (`sequence_views`) and masks and concatenations need one timeline, so
 modalities of different lengths are linearly resampled to the longest (aligned data, the paper's setting, passes
 unchanged). The masks are returned as `outputs["masks"]` ({modality: (batch, T, D_k)}) for analysis.
 
@@ -27,7 +27,7 @@ from ..fusion_model import FusionModel
 from ..registry import register_model
 from .latch_core import LatchCore
 from .mult_core import MulTCore
-from .sequences import as_sequence, padding_mask, sequence_shape, to_length
+from .sequences import sequence_shape, sequence_views
 
 FEEDBACKS = ("lstm", "dense", None)
 BACKBONES = ("lstm", "mult")
@@ -83,23 +83,18 @@ class MMLatch(FusionModel):
     def masks(self, sequences, masks, training=None):
         """Stage I and eq. 4: {k: mean over j != k of sigmoid(feedback_{j->k}(r_j))}, r without gradient."""
         top = {k: ops.stop_gradient(r) for k, r in self.core.high_level(sequences, masks, training).items()}
-        result = {}
-        for k in self.modality_names:
-            gates = []
-            for j in self.modality_names:
-                if j != k:
-                    layer = self.feedback_layers[f"{j}_to_{k}"]
-                    raw = layer(top[j], mask=masks[j], training=training) if self.feedback == "lstm" else layer(top[j])
-                    gates.append(ops.sigmoid(raw))
-            result[k] = sum(gates) / len(gates)
-        return result
+
+        def gate(j, k):
+            layer = self.feedback_layers[f"{j}_to_{k}"]
+            return ops.sigmoid(layer(top[j], mask=masks[j], training=training) if self.feedback == "lstm"
+                               else layer(top[j]))
+
+        names = self.modality_names
+        return {k: sum(gate(j, k) for j in names if j != k) / (len(names) - 1) for k in names}
 
     def sequence_views(self, inputs):
         """({m: (batch, T, D_m)} on one timeline, {m: padding mask (batch, T)}) of the raw inputs."""
-        sequences = {m.name: as_sequence(inputs[m.name], m) for m in self.modalities}
-        if self.steps is not None:
-            sequences = {m: to_length(x, self.steps) for m, x in sequences.items()}
-        return sequences, {m: padding_mask(x) for m, x in sequences.items()}
+        return sequence_views(inputs, self.modalities, self.steps)
 
     def forward(self, inputs, training=None):
         sequences, masks = self.sequence_views(inputs)

@@ -1,6 +1,6 @@
 """`mult`: the Multimodal Transformer (Tsai et al. 2019) as a zoo model: `MulTCore` then an MLP head.
 
-Any modality is read through its sequence view (`as_sequence`: an image as rows); the modalities need not be
+Any modality is read through its sequence view (`sequence_views`: an image as rows); the modalities need not be
 aligned. In the model contract Z_m is the last element of target stream m and Z their concatenation.
 """
 
@@ -10,7 +10,7 @@ from ..encoders import MLPHead
 from ..fusion_model import FusionModel
 from ..registry import register_model
 from .mult_core import MulTCore
-from .sequences import as_sequence, padding_mask
+from .sequences import sequence_views
 
 
 @register_model("mult")
@@ -35,8 +35,7 @@ class MulT(FusionModel):
         self.head = MLPHead(self.task.output_size, self.hidden, dropout, name="head")
 
     def forward(self, inputs, training=None):
-        sequences = {m.name: as_sequence(inputs[m.name], m) for m in self.modalities}
-        core = self.core(sequences, {m: padding_mask(x) for m, x in sequences.items()}, training=training)
+        core = self.core(*sequence_views(inputs, self.modalities), training=training)
         return {"prediction": self._head_output(self.head(core["fused"], training=training)),
                 "unimodal": core["unimodal"], "fused": core["fused"]}
 

@@ -3,6 +3,7 @@
 - `as_sequence`: a modality as a (batch, T, D) sequence: sequences as they are, an image (H, W, C) as H rows of
   W*C features, a vector as one step.
 - `padding_mask`: True on steps with any non-zero feature (the loaders pad with all-zero steps).
+- `sequence_views`: every modality's sequence view (optionally resampled to one length) and its padding mask.
 - `to_length`: a sequence linearly resampled in time to T steps (identity when it has T already); MMLatch's
   per-step masks and concatenations need one timeline, so unaligned modalities are brought to the longest length.
 - `positions`: sinusoidal position encodings (Vaswani et al. 2017) of each step's index counted from the first
@@ -16,7 +17,8 @@ from keras import ops
 
 from ..sentiment.sequence_lstm import masked_mean, padding_mask
 
-__all__ = ["as_sequence", "padding_mask", "to_length", "positions", "sequence_shape", "masked_mean"]
+__all__ = ["as_sequence", "padding_mask", "to_length", "positions", "sequence_shape", "masked_mean",
+           "sequence_views"]
 
 
 def sequence_shape(modality):
@@ -40,6 +42,14 @@ def to_length(x, steps):
     if x.shape[1] == steps:
         return x
     return tf.image.resize(x[..., None], (steps, x.shape[-1]), method="bilinear")[..., 0]
+
+
+def sequence_views(inputs, modalities, steps=None):
+    """({m: (batch, T_m, D_m)}, {m: padding mask (batch, T_m)}) of {m: tensor}; all resampled to `steps` if given."""
+    sequences = {m.name: as_sequence(inputs[m.name], m) for m in modalities}
+    if steps is not None:
+        sequences = {m: to_length(x, steps) for m, x in sequences.items()}
+    return sequences, {m: padding_mask(x) for m, x in sequences.items()}
 
 
 def positions(mask, dim):
