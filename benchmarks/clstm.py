@@ -6,7 +6,8 @@ Prints one JSON object, everything measured in this run, same batch, same machin
   [image, h_{t-1}] and a dense map of the audio frame at every step), forward passes;
 - `zoo_train_examples_per_s`, `stock_examples_per_s`, `speedup_vs_stock`: training steps of the zoo model against
   the stock formulation, `keras.layers.ConvLSTM2D` over the image with the audio frame tiled over it as extra
-  channels, same filters and depth;
+  channels, same filters and depth; the models take turns step by step and each keeps its best step time, so a
+  change in the machine's speed during the run reaches all of them;
 - `achieved_gflops` of a zoo training step (direct-convolution FLOPs counted: 2 k^2 C_in C_out H W per
   convolution, a training step taken as 3x the forward pass: forward, input and weight gradients) against
   `peak_gflops`, this machine's fp32 matmul rate measured on 2048 x 2048 matrices;
@@ -14,7 +15,7 @@ Prints one JSON object, everything measured in this run, same batch, same machin
   uses what is faster here (`jit_compile_chosen`);
 - `peak_rss_mb`.
 
-Usage: python benchmarks/clstm.py [--batch-size 8] [--frames 15] [--steps 3]
+Usage: python benchmarks/clstm.py [--batch-size 8] [--frames 15] [--steps 10]
 (15 frames is the median FSDD recording; the paper pads to 90, which scales every number here by about 6.)
 """
 
@@ -59,20 +60,24 @@ class StockCLSTM(keras.Model):
         return self.out(self.dense(keras.layers.Flatten()(self.pool(x))))
 
 
-def best_time(fn, repeats):
-    fn()  # warm-up: tracing and first allocation
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def best_times(fns, rounds):
+    """Best time of each of `fns` over `rounds` rounds that call them in turn, so drifts in the machine's speed
+    reach every function alike."""
+    for fn in fns:
+        fn()  # warm-up: tracing and first allocation
+    times = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, fn_times in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            fn_times.append(time.perf_counter() - start)
+    return [min(fn_times) for fn_times in times]
 
 
 def peak_gflops():
     a = tf.random.normal((2048, 2048))
     matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, a)))
-    return 2 * 2048 ** 3 / best_time(lambda: matmul().numpy(), 5) / 1e9
+    return 2 * 2048 ** 3 / best_times([lambda: matmul().numpy()], 20)[0] / 1e9
 
 
 def forward_flops(frames, filters, classes, hidden):
@@ -89,17 +94,12 @@ def forward_flops(frames, filters, classes, hidden):
     return layer1 + layer2 + head
 
 
-def train_examples_per_s(model, batch, steps):
-    x, y = batch
-    return len(y) / best_time(lambda: model.train_on_batch(x, y), steps)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--frames", type=int, default=15)
     parser.add_argument("--filters", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
     b, t, f = args.batch_size, args.frames, args.filters
     rng = np.random.default_rng(0)
@@ -112,19 +112,22 @@ def main():
     zoo_layer = tf.function(lambda: layer(image, audio))
     reference = tf.function(lambda: per_step_reference(layer, image, audio))
     diff = float(tf.reduce_max(tf.abs(zoo_layer() - reference())))
-    zoo_forward = b / best_time(lambda: zoo_layer().numpy(), args.steps)
-    reference_forward = b / best_time(lambda: reference().numpy(), args.steps)
+    zoo_forward, reference_forward = (b / seconds for seconds in best_times(
+        [lambda: zoo_layer().numpy(), lambda: reference().numpy()], args.steps))
 
     info = datasets.info("av_mnist")
-    results = {}
+    models = []
     for jit in (False, True):
         keras.utils.set_random_seed(0)
-        model = zoo.create("clstm_av", info, fusion="initial", filters=f, max_frames=t)
-        model.compile(jit_compile=jit)
-        results[jit] = train_examples_per_s(model, (x, y), args.steps if not jit else 1)
+        models.append(zoo.create("clstm_av", info, fusion="initial", filters=f, max_frames=t))
+        models[-1].compile(jit_compile=jit)
     stock = StockCLSTM(t, f, 128, 10)
     stock.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    stock_rate = train_examples_per_s(stock, (x, y), args.steps)
+    zoo_time, xla_time, stock_time = best_times([lambda: models[0].train_on_batch(x, y),
+                                                 lambda: models[1].train_on_batch(x, y),
+                                                 lambda: stock.train_on_batch(x, y)], args.steps)
+    results = {False: b / zoo_time, True: b / xla_time}
+    stock_rate = b / stock_time
     chosen = results[True] > results[False]
     zoo_rate = results[chosen]
     achieved = 3 * forward_flops(t, f, 10, 128) * zoo_rate / 1e9
@@ -134,7 +137,7 @@ def main():
         "max_abs_diff_vs_reference": diff,
         "zoo_examples_per_s": round(zoo_forward, 2), "reference_examples_per_s": round(reference_forward, 2),
         "zoo_train_examples_per_s": round(zoo_rate, 2),
-        "zoo_train_examples_per_s_xla": round(results[True], 3),
+        "zoo_train_examples_per_s_xla": round(results[True], 2),
         "zoo_train_examples_per_s_no_xla": round(results[False], 2),
         "jit_compile_chosen": chosen,
         "stock_examples_per_s": round(stock_rate, 2), "speedup_vs_stock": round(zoo_rate / stock_rate, 2),

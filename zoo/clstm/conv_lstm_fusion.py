@@ -70,11 +70,12 @@ class ConvLSTMFusion(keras.layers.Layer):
             x_term = self._conv(flat, self.input_kernel) + self.bias  # all timesteps in one convolution
             x_term = ops.reshape(x_term, (shape[0], spatial.shape[1]) + tuple(x_term.shape[1:]))
             steps = spatial.shape[1]
+            x_term = ops.unstack(x_term, steps, axis=1)  # the gradient of a per-step slice would be full-size
         a_term = None if vector is None else ops.einsum("btd,dg->btg", vector, self.vector_kernel)
         h = c = None  # h_0 = c_0 = 0: the first step has no recurrent term and no forget term
         outputs = []
         for t in range(steps):
-            z = x_term if static else x_term[:, t]
+            z = x_term if static else x_term[t]
             if h is not None:
                 z = z + self._conv(h, self.recurrent_kernel)
             if a_term is not None:
