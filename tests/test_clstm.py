@@ -24,6 +24,25 @@ def test_structured_layer_equals_the_per_step_reference(return_sequences):
     np.testing.assert_allclose(second(sequence), per_step_reference(second, sequence), atol=1e-5)
 
 
+def test_structured_layer_has_the_per_step_reference_gradients():
+    """The structured backward pass (unstacked input term, no recurrent term at t = 0) differentiates the same
+    function: gradients for every weight and both inputs match the per-step reference's."""
+    sequence = tf.random.stateless_normal((3, 5, 6, 6, 4), [0, 3])
+    for spatial, vector in ((IMAGE, AUDIO), (sequence, None), (sequence, AUDIO[:, :5])):
+        layer = ConvLSTMFusion(8, return_sequences=True)
+        inputs = [spatial] if vector is None else [spatial, vector]
+        layer(*inputs)
+        gradients = []
+        for fn in (layer, lambda *x: per_step_reference(layer, *x)):
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                outputs = fn(*inputs)
+                loss = tf.reduce_sum(outputs * tf.random.stateless_normal(outputs.shape, [2, 0]))
+            gradients.append(tape.gradient(loss, layer.trainable_weights + inputs))
+        for structured, reference in zip(*gradients):
+            np.testing.assert_allclose(structured, reference, rtol=1e-4, atol=1e-5)
+
+
 def test_zero_audio_leaves_a_function_of_the_image_and_zero_image_of_the_audio():
     layer = ConvLSTMFusion(8)
     silent = tf.zeros_like(AUDIO)
