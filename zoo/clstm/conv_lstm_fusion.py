@@ -60,22 +60,18 @@ class ConvLSTMFusion(keras.layers.Layer):
         return ops.sigmoid(o) * ops.tanh(c), c
 
     def call(self, spatial, vector=None):
-        static = len(spatial.shape) == 4
-        if static:
-            x_term = self._conv(spatial, self.input_kernel) + self.bias  # (B, H, W, 4F), once
-            steps = vector.shape[1]
-        else:
-            shape = ops.shape(spatial)
+        """Every step's input term x_steps[t] = W_x * x_t + b, then the recurrence."""
+        if len(spatial.shape) == 4:  # a static image: one convolution serves every step
+            x_steps = [self._conv(spatial, self.input_kernel) + self.bias] * vector.shape[1]
+        else:  # all timesteps in one convolution, then split once (a per-step slice's gradient would be full-size)
             flat = ops.reshape(spatial, (-1,) + tuple(spatial.shape[2:]))
-            x_term = self._conv(flat, self.input_kernel) + self.bias  # all timesteps in one convolution
-            x_term = ops.reshape(x_term, (shape[0], spatial.shape[1]) + tuple(x_term.shape[1:]))
-            steps = spatial.shape[1]
-            x_term = ops.unstack(x_term, steps, axis=1)  # the gradient of a per-step slice would be full-size
+            x_term = self._conv(flat, self.input_kernel) + self.bias
+            x_term = ops.reshape(x_term, (ops.shape(spatial)[0], spatial.shape[1]) + tuple(x_term.shape[1:]))
+            x_steps = ops.unstack(x_term, spatial.shape[1], axis=1)
         a_term = None if vector is None else ops.einsum("btd,dg->btg", vector, self.vector_kernel)
         h = c = None  # h_0 = c_0 = 0: the first step has no recurrent term and no forget term
         outputs = []
-        for t in range(steps):
-            z = x_term if static else x_term[t]
+        for t, z in enumerate(x_steps):
             if h is not None:
                 z = z + self._conv(h, self.recurrent_kernel)
             if a_term is not None:
