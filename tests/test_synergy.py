@@ -234,3 +234,24 @@ def test_sentiment_baselines_train_with_synergy_on_the_mosi_format(name, tmp_pat
     assert history["loss"][-1] < history["loss"][0]
     assert {"mae", "acc2_non0", "acc7", "synergy_l2", "synergy_divergence", "synergy_kurtosis"} <= set(history)
     assert history["synergy_l2"][-1] < history["synergy_l2"][0]
+
+
+def test_mmd_of_a_single_example_is_zero_with_a_finite_gradient():
+    x, y = tf.constant([[0.5, 1.0]]), tf.constant([[2.0, -1.0], [0.0, 3.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        value = mmd(x, y)
+    assert float(value) == 0.0
+    assert np.all(np.isfinite(tape.gradient(value, x)))
+    assert float(mmd(tf.zeros((1, 2)), tf.zeros((1, 2)))) == 0.0  # one point each, all equal: no 0 / 0 bandwidth
+
+
+@pytest.mark.parametrize("divergence,target", [("mmd", "unimodal"), ("kl", "fused")])
+def test_a_final_batch_of_one_example_leaves_every_weight_finite(divergence, target):
+    x, y = generate(7, seed=0)  # batches of 3, 3 and 1
+    model = zoo.create("lmf", "synthetic_av", synergy=SynergyConfig(divergence=divergence, target=target))
+    model.compile()
+    history = model.fit(x, y, batch_size=3, epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+    assert np.all(np.isfinite(model.predict(x, verbose=0)))

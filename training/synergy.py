@@ -6,7 +6,9 @@ arXiv 2110.00385, section 4 and Appendices C-D): its measures and its configurat
       MMD^2 = 1/(n(n-1)) sum_{i != j} k(x_i, x_j) + 1/(m(m-1)) sum_{i != j} k(y_i, y_j) - 2/(nm) sum_{i,j} k(x_i, y_j).
   Without a bandwidth, sigma^2 is half the median squared distance between distinct points of the pooled sample
   (the median heuristic), held constant for the gradient; a list of bandwidths averages their kernels (a mixture).
-  The estimate can be slightly negative when the distributions are equal.
+  The estimate can be slightly negative when the distributions are equal. With fewer than two points in either
+  sample the within-sample sums are empty and the estimator is undefined: it is 0 there (no gradient), so that the
+  last, incomplete batch of an epoch (down to a single example) cannot turn weights into NaN.
 - `donsker_varadhan(t_p, t_q)`: the Donsker-Varadhan lower bound KL(P || Q) >= E_P[T] - log E_Q[exp T] from a
   critic T's values on samples of P and of Q (Belghazi et al. 2018, MINE). Equality holds for T = log dP/dQ + const.
 - `kurtosis(z)`: Mardia's multivariate kurtosis of a batch, (1/N) sum_j [(z_j - mean)^T S^{-1} (z_j - mean)]^2 with
@@ -39,7 +41,7 @@ def mmd(x, y, bandwidth=None):
         d = _squared_distances(pooled, pooled)
         strictly_upper = tf.linalg.band_part(tf.ones_like(d), 0, -1) - tf.linalg.band_part(tf.ones_like(d), 0, 0)
         distinct = tf.sort(tf.boolean_mask(d, strictly_upper > 0))
-        sigmas2 = [ops.stop_gradient(distinct[tf.shape(distinct)[0] // 2]) / 2.0]
+        sigmas2 = [ops.maximum(ops.stop_gradient(distinct[tf.shape(distinct)[0] // 2]) / 2.0, 1e-12)]  # all equal: 0
     else:
         sigmas2 = [float(s) ** 2 for s in (bandwidth if isinstance(bandwidth, (list, tuple)) else [bandwidth])]
 
@@ -47,9 +49,12 @@ def mmd(x, y, bandwidth=None):
         return sum(ops.exp(-d / (2.0 * s2)) for s2 in sigmas2) / len(sigmas2)
 
     n_f, m_f = ops.cast(n, "float32"), ops.cast(m, "float32")
-    kxx = (ops.sum(kernel(xx)) - n_f) / (n_f * (n_f - 1.0))  # the diagonal holds k(x_i, x_i) = 1
-    kyy = (ops.sum(kernel(yy)) - m_f) / (m_f * (m_f - 1.0))
-    return kxx + kyy - 2.0 * ops.mean(kernel(xy))
+    # The diagonal holds k(x_i, x_i) = 1. Denominators are kept >= 1 so that no branch divides by zero: a NaN in
+    # the unused branch of `where` would still reach the gradient.
+    kxx = (ops.sum(kernel(xx)) - n_f) / ops.maximum(n_f * (n_f - 1.0), 1.0)
+    kyy = (ops.sum(kernel(yy)) - m_f) / ops.maximum(m_f * (m_f - 1.0), 1.0)
+    estimate = kxx + kyy - 2.0 * ops.mean(kernel(xy))
+    return ops.where(ops.minimum(n_f, m_f) >= 2.0, estimate, 0.0)
 
 
 def donsker_varadhan(t_p, t_q):
