@@ -12,7 +12,7 @@ from multisensory import datasets, zoo
 from multisensory.datasets.synthetic_av import generate
 from multisensory.exports import export_saved_model
 from multisensory.training.cortical_network import AffineCoupling, CNetwork, Critic
-from model_harness import TWO_SEQUENCES
+from model_harness import SMALL, TWO_SEQUENCES
 from sentiment_fixtures import write_mult_pickle
 from multisensory.training.synergy import (SynergyConfig, batch_covariance, clip_rows, donsker_varadhan, kurtosis,
                                            mmd, regularised_kurtosis)
@@ -255,3 +255,26 @@ def test_a_final_batch_of_one_example_leaves_every_weight_finite(divergence, tar
     assert np.all(np.isfinite(history.history["loss"]))
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
     assert np.all(np.isfinite(model.predict(x, verbose=0)))
+
+
+BASES = {"ef_lstm": (TWO_SEQUENCES, {}), "mfn": (TWO_SEQUENCES, {"units": 8, "memory": 8, "attention_hidden": 8}),
+         "tfn": ("synthetic_av", {}), "lmf": ("synthetic_av", {}), "mult": ("synthetic_av", SMALL["mult"]),
+         "mmlatch": ("synthetic_av", SMALL["mmlatch"])}
+
+
+@pytest.mark.parametrize("name", sorted(BASES))
+def test_every_synergy_term_sends_a_gradient_into_the_model(name):
+    info, config = BASES[name]
+    keras.utils.set_random_seed(0)
+    model = zoo.create(name, info, synergy=SynergyConfig(), **config)
+    info = datasets.info(info) if isinstance(info, str) else info
+    x = {m.name: tf.random.stateless_normal((16,) + tuple(4 if d is None else d for d in m.shape), [0, k])
+         for k, m in enumerate(info.modalities)}
+    model_variables = model.variable_groups()[0]
+    with tf.GradientTape(persistent=True) as tape:
+        outputs = model(x, training=True, return_outputs=True)
+        terms = model.cnetwork(outputs["unimodal"], outputs["fused"], training=False)
+    for term, value in terms.items():
+        gradients = [g for g in tape.gradient(value, model_variables) if g is not None]
+        total = sum(float(tf.reduce_sum(tf.abs(g))) for g in gradients)
+        assert np.isfinite(total) and total > 0, f"{name}: synergy term '{term}' sends no gradient into the model"
