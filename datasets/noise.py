@@ -8,6 +8,11 @@ so white noise n ~ N(0, sigma^2) with sigma^2 = P_signal / SNR is added to every
 carries twice the power of the signal (Barnum et al. 2020 train at audio 0.5, image 0.25). An all-zero example stays
 zero. `float("inf")` or `None` leaves a modality untouched.
 
+A dataset may define the noise of a modality in a raw domain (`registry.Source.raw_noise`): `av_mnist`'s audio noise
+goes on each recording's own samples, before the silent front padding and the spectrogram, as in Barnum et al.'s
+appendix A.3 (`multisensory.datasets.av_mnist`). Its `finish` then gives the model's features, before corruptions
+and dropout.
+
 Modality dropout replaces a modality with zeros: for each example with probability p, or always for the named
 modalities in `drop` (Barnum et al. build unimodal baselines this way). Noise is applied before dropout, so a dropped
 modality is exactly zero.
@@ -53,13 +58,18 @@ def white_noise(x, snr, seed):
     return add_at_snr(x, tf.random.stateless_normal(tf.shape(x), seed, dtype=x.dtype), snr)
 
 
-def bank_noise(bank, batch_size, seed):
-    """Unit Gaussian noise (B[i] + B[j]) / sqrt(2), rows i != j of `bank` drawn per example."""
-    rows = bank.shape[0]
+def bank_rows(rows, batch_size, seed):
+    """Two distinct rows (i, j) of a bank of `rows` per example, each (batch,) int32."""
     i = tf.random.stateless_uniform([batch_size], seed, 0, rows, tf.int32)
     offset = tf.random.stateless_uniform([batch_size], tf.random.experimental.stateless_fold_in(seed, 1), 1, rows,
                                          tf.int32)
-    return (tf.gather(bank, i) + tf.gather(bank, (i + offset) % rows)) * (0.5 ** 0.5)
+    return i, (i + offset) % rows
+
+
+def bank_noise(bank, batch_size, seed):
+    """Unit Gaussian noise (B[i] + B[j]) / sqrt(2), rows i != j of `bank` drawn per example."""
+    i, j = bank_rows(bank.shape[0], batch_size, seed)
+    return (tf.gather(bank, i) + tf.gather(bank, j)) * (0.5 ** 0.5)
 
 
 def dropout_modality(x, p, seed):
@@ -97,7 +107,8 @@ def _check_corruptions(corruptions, modalities):
     return corruptions
 
 
-def augment(dataset, modalities, snr=None, dropout=None, drop=(), corruptions=None, seed=0, rerandomize=False):
+def augment(dataset, modalities, snr=None, dropout=None, drop=(), corruptions=None, seed=0, rerandomize=False,
+            raw_noise=None, finish=None):
     """Applies per-modality white noise, corruptions and modality dropout to a batched dataset, in that order.
 
     Args:
@@ -109,6 +120,10 @@ def augment(dataset, modalities, snr=None, dropout=None, drop=(), corruptions=No
         corruptions: dict. Modality to {corruption name: severity in [0, 1]} (see `corruptions.CORRUPTIONS`).
         seed: int. Seed of all randomness.
         rerandomize: bool. Draw new noise on each pass over the data (training) or repeat it (evaluation).
+        raw_noise: dict. Modality to the dataset's own noise `noise(features, snr, seed) -> features`, acting on the
+            raw form of `dataset`'s features (see the module docstring).
+        finish: callable or None. Maps the raw features after noise to the dataset's features; runs before
+            corruptions and dropout.
     """
     modalities = list(modalities)
     snr = {m: v for m, v in _check_setting("SNR", snr, modalities, 0.0, math.inf, False).items()
@@ -116,24 +131,34 @@ def augment(dataset, modalities, snr=None, dropout=None, drop=(), corruptions=No
     dropout = {m: v for m, v in _check_setting("Modality dropout", dropout, modalities, 0.0, 1.0, True).items() if v}
     drop = _check_setting("drop", {m: 1.0 for m in drop}, modalities, 0.0, 1.0, True)
     corruptions = _check_corruptions(corruptions, modalities)
+    raw_noise = dict(raw_noise or {})
     if not (snr or dropout or drop or corruptions):
-        return dataset
+        return dataset if finish is None else dataset.map(lambda x, y: (finish(x), y), tf.data.AUTOTUNE,
+                                                          deterministic=True)
 
     spec = dataset.element_spec[0]
     banks = {m: tf.random.stateless_normal((BANK_ROWS,) + tuple(spec[m].shape[1:]), [seed, i], dtype=spec[m].dtype)
-             for i, m in enumerate(modalities) if m in snr and spec[m].shape[1:].is_fully_defined()}
+             for i, m in enumerate(modalities)
+             if m in snr and m not in raw_noise and spec[m].shape[1:].is_fully_defined()}
 
     def apply(element, batch_seed):
         features, label = element
         features = dict(features)
         for index, modality in enumerate(modalities):
+            if modality not in snr:
+                continue
+            x, noise_seed = features[modality], _fold(batch_seed, index, _NOISE)
+            if modality in raw_noise:
+                features = dict(raw_noise[modality](features, snr[modality], noise_seed))
+            elif modality in banks:
+                features[modality] = add_at_snr(x, bank_noise(banks[modality], tf.shape(x)[0], noise_seed),
+                                                snr[modality])
+            else:
+                features[modality] = white_noise(x, snr[modality], noise_seed)
+        if finish is not None:
+            features = dict(finish(features))
+        for index, modality in enumerate(modalities):
             x = features[modality]
-            if modality in snr:
-                noise_seed = _fold(batch_seed, index, _NOISE)
-                if modality in banks:
-                    x = add_at_snr(x, bank_noise(banks[modality], tf.shape(x)[0], noise_seed), snr[modality])
-                else:
-                    x = white_noise(x, snr[modality], noise_seed)
             for name, severity in corruptions.get(modality, {}).items():
                 x = CORRUPTIONS[name](x, severity, _fold(batch_seed, index, _CORRUPTION + list(CORRUPTIONS).index(name)))
             if modality in drop:

@@ -25,13 +25,25 @@ _REGISTRY = {}
 class Source:
     """One split of a dataset, ready to be batched.
 
+    Some datasets' noise acts before a preprocessing step (Barnum et al. add `av_mnist`'s audio noise to the
+    recording, before padding and the spectrogram). Such a source also gives `raw_fetch`, returning features in an
+    intermediate form, `raw_noise` {modality: noise(features, snr, seed) -> features} acting on that form, and
+    `finish`, mapping it to the dataset's features. `load` takes that path whenever noise is asked for one of the
+    `raw_noise` modalities; without such noise `fetch` gives the same features as `finish(raw_fetch(...))`.
+
     Args:
         size: int. Number of examples.
         fetch: callable. Maps an int64 tensor of example indices (batch,) to `({modality: tensor}, labels)`.
+        raw_fetch: callable or None. As `fetch`, in the intermediate form.
+        raw_noise: dict. Modality to its noise on the intermediate form.
+        finish: callable or None. Maps intermediate features to the dataset's features.
     """
 
     size: int
     fetch: Callable
+    raw_fetch: Callable | None = None
+    raw_noise: dict = dataclasses.field(default_factory=dict)
+    finish: Callable | None = None
 
 
 def array_source(features, labels, transform=None):
@@ -136,8 +148,10 @@ def load(name, split, data_dir=None, batch_size=32, noise=None, dropout=None, dr
     indices = tf.data.Dataset.range(source.size)
     if shuffle:
         indices = indices.shuffle(source.size, seed=seed, reshuffle_each_iteration=True)
+    raw = any(v is not None and v != float("inf") for m, v in (noise or {}).items() if m in source.raw_noise)
     dataset = indices.batch(batch_size, drop_remainder=drop_remainder).map(
-        source.fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        source.raw_fetch if raw else source.fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = noise_lib.augment(dataset, dataset_info.modality_names, snr=noise, dropout=dropout, drop=drop,
-                                corruptions=corruptions, seed=seed, rerandomize=shuffle)
+                                corruptions=corruptions, seed=seed, rerandomize=shuffle,
+                                raw_noise=source.raw_noise if raw else None, finish=source.finish if raw else None)
     return dataset.prefetch(tf.data.AUTOTUNE)
