@@ -15,63 +15,64 @@ from model_harness import TWO_VECTORS, two_vectors
 P1 = np.array([[0.8, 0.2], [0.3, 0.7]], "float32")
 P2 = np.array([[0.6, 0.4], [0.9, 0.1]], "float32")
 P3 = np.array([[0.5, 0.5], [0.2, 0.8]], "float32")
+LP1, LP2, LP3 = np.log(P1), np.log(P2), np.log(P3)  # the head gives log-probabilities (log-softmax)
 
 
 def test_down_weighting_and_class_losses_by_hand():
     # Two branches, beta = 1: q_1^c = 1 - p_2^c, q_2^c = 1 - p_1^c.
     expected = -np.array([[0.4 * math.log(0.8) + 0.2 * math.log(0.6), 0.6 * math.log(0.2) + 0.8 * math.log(0.4)],
                           [0.1 * math.log(0.3) + 0.7 * math.log(0.9), 0.9 * math.log(0.7) + 0.3 * math.log(0.1)]])
-    np.testing.assert_allclose(class_losses([P1, P2], beta=1.0), expected, rtol=1e-5)
+    np.testing.assert_allclose(class_losses([LP1, LP2], beta=1.0), expected, rtol=1e-5)
     # Three branches, beta = 0.5: q_i^c = [prod_{j != i} (1 - p_j^c)]^(0.5 / 2).
     q1 = ((1 - P2) * (1 - P3)) ** 0.25
     q2 = ((1 - P1) * (1 - P3)) ** 0.25
     q3 = ((1 - P1) * (1 - P2)) ** 0.25
     expected = -(q1 * np.log(P1) + q2 * np.log(P2) + q3 * np.log(P3))
-    np.testing.assert_allclose(class_losses([P1, P2, P3], beta=0.5), expected, rtol=1e-5)
+    np.testing.assert_allclose(class_losses([LP1, LP2, LP3], beta=0.5), expected, rtol=1e-5)
     # Branch weights scale each term.
     weighted = -(0.3 * q1 * np.log(P1) + 0.3 * q2 * np.log(P2) + 1.0 * q3 * np.log(P3))
-    np.testing.assert_allclose(class_losses([P1, P2, P3], 0.5, [0.3, 0.3, 1.0]), weighted, rtol=1e-5)
+    np.testing.assert_allclose(class_losses([LP1, LP2, LP3], 0.5, [0.3, 0.3, 1.0]), weighted, rtol=1e-5)
 
 
 def test_loss_is_the_true_class_loss_and_beta_zero_is_summed_cross_entropy():
     labels = np.array([0, 1])
-    per_class = class_losses([P1, P2, P3], beta=0.5).numpy()
-    assert float(MultiplicativeLoss(beta=0.5)(labels, [P1, P2, P3])) == pytest.approx(
+    per_class = class_losses([LP1, LP2, LP3], beta=0.5).numpy()
+    assert float(MultiplicativeLoss(beta=0.5)(labels, [LP1, LP2, LP3])) == pytest.approx(
         (per_class[0, 0] + per_class[1, 1]) / 2, rel=1e-5)
     cross_entropy = keras.losses.SparseCategoricalCrossentropy()
     summed = sum(float(cross_entropy(labels, p)) for p in (P1, P2, P3))
-    assert float(MultiplicativeLoss(beta=0.0)(labels, [P1, P2, P3])) == pytest.approx(summed, rel=1e-5)
+    assert float(MultiplicativeLoss(beta=0.0)(labels, [LP1, LP2, LP3])) == pytest.approx(summed, rel=1e-5)
 
 
 def test_prediction_is_the_smallest_class_loss():
-    losses = class_losses([P1, P2, P3], beta=1.0).numpy()
-    np.testing.assert_array_equal(multiplicative_predict([P1, P2, P3], beta=1.0), losses.argmin(-1))
+    losses = class_losses([LP1, LP2, LP3], beta=1.0).numpy()
+    np.testing.assert_array_equal(multiplicative_predict([LP1, LP2, LP3], beta=1.0), losses.argmin(-1))
     # One confident branch against two that lean the other way. Averaging the probabilities picks class 1
     # ((0.99 + 0.2 + 0.2) / 3 = 0.463 for class 0). Eq. 7 with beta = 1, by hand:
     # l^0 = -(sqrt(0.8 * 0.8) log 0.99 + 2 sqrt(0.01 * 0.8) log 0.2) = 0.296,
     # l^1 = -(sqrt(0.2 * 0.2) log 0.01 + 2 sqrt(0.99 * 0.2) log 0.8) = 1.120: class 0.
     confident = np.array([[0.99, 0.01]], "float32")
     other = np.array([[0.2, 0.8]], "float32")
-    np.testing.assert_allclose(class_losses([confident, other, other], beta=1.0), [[0.296, 1.120]], atol=2e-3)
-    assert int(multiplicative_predict([confident, other, other], beta=1.0)[0]) == 0
+    np.testing.assert_allclose(class_losses([np.log(confident), np.log(other), np.log(other)], beta=1.0), [[0.296, 1.120]], atol=2e-3)
+    assert int(multiplicative_predict([np.log(confident), np.log(other), np.log(other)], beta=1.0)[0]) == 0
 
 
 def test_boosted_loss_skips_examples_classified_with_the_margin():
     labels = np.array([0, 1])
-    losses = class_losses([P1, P2], beta=1.0).numpy()
+    losses = class_losses([LP1, LP2], beta=1.0).numpy()
     gap = losses[0, 1] - losses[0, 0]  # example 1: true class 0 wins by `gap`
     assert gap > 0 and losses[1, 1] > losses[1, 0]  # example 2 is misclassified
     small_margin = MultiplicativeLoss(beta=1.0, boosted=True, margin=gap / 2)
-    assert float(small_margin(labels, [P1, P2])) == pytest.approx(losses[1, 1] / 2, rel=1e-5)
+    assert float(small_margin(labels, [LP1, LP2])) == pytest.approx(losses[1, 1] / 2, rel=1e-5)
     large_margin = MultiplicativeLoss(beta=1.0, boosted=True, margin=gap * 2)
-    assert float(large_margin(labels, [P1, P2])) == pytest.approx((losses[0, 0] + losses[1, 1]) / 2, rel=1e-5)
+    assert float(large_margin(labels, [LP1, LP2])) == pytest.approx((losses[0, 0] + losses[1, 1]) / 2, rel=1e-5)
 
 
 def test_no_gradient_flows_through_the_down_weighting_factor():
     p1, p2 = tf.Variable(P1), tf.Variable(P2)
     labels = np.array([0, 1])
     with tf.GradientTape() as tape:
-        loss = MultiplicativeLoss(beta=1.0)(labels, [p1, p2])
+        loss = MultiplicativeLoss(beta=1.0)(labels, [tf.math.log(p1), tf.math.log(p2)])
     g1 = tape.gradient(loss, p1).numpy()
     # Only -q_1^y log p_1^y depends on p_1 once q is constant: d/dp_1^y = -q_1^y / p_1^y / batch.
     q1 = 1 - P2
@@ -89,10 +90,10 @@ def test_mulmix_enumerates_every_mixture(m):
     embeddings = [np.random.default_rng(k).normal(size=(5, 4)).astype("float32") for k in range(m)]
     probs = head(embeddings)
     assert len(probs) == 2 ** m - 1
-    np.testing.assert_allclose(np.sum(probs[-1], -1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.sum(np.exp(probs[-1]), -1), 1.0, rtol=1e-5)
     # The last predictor sees the sum of all embeddings.
     g = head.predictors[-1]
-    expected = keras.ops.softmax(g(sum(embeddings)), axis=-1)
+    expected = keras.ops.log_softmax(g(sum(embeddings)), axis=-1)
     np.testing.assert_allclose(probs[-1], expected, rtol=1e-5)
 
 
@@ -101,7 +102,7 @@ def test_model_predictions_follow_eq_7():
     model = zoo.create("mul", TWO_VECTORS, beta=1.0)
     out = model(features, return_outputs=True)
     np.testing.assert_array_equal(np.argmax(model.predict(features, verbose=0), -1),
-                                  multiplicative_predict(out["branch_probabilities"], beta=1.0))
+                                  multiplicative_predict(out["branch_log_probabilities"], beta=1.0))
     with pytest.raises(ValueError, match="compile it without `loss`"):
         model.compile(loss="mse")
     with pytest.raises(ValueError, match="3 branch weights for 2 branches"):
@@ -135,3 +136,14 @@ def test_mul_and_mulmix_on_the_real_higgs_files(data_dir):
         auc = test_auc(variant)
         assert auc > low + 0.08, (variant, auc, low)
         assert auc > high - 0.02, (variant, auc, high)
+
+
+def test_a_confidently_wrong_branch_still_gets_a_gradient():
+    """log p from a log-softmax is never clipped: at p^y = e^-30 (far below a 1e-7 clip) the gradient is intact."""
+    logits = tf.Variable([[30.0, 0.0]])  # class 0 with certainty; the label is 1
+    other = np.log(np.array([[0.5, 0.5]], "float32"))
+    with tf.GradientTape() as tape:
+        loss = MultiplicativeLoss(beta=0.5)(np.array([1]), [tf.nn.log_softmax(logits), other])
+    gradient = tape.gradient(loss, logits).numpy()
+    # d/dz of -q log softmax(z)_1 = q (softmax(z) - e_1), q = (1 - 0.5)^0.5
+    np.testing.assert_allclose(gradient, [[0.5 ** 0.5, -(0.5 ** 0.5)]], rtol=1e-4)

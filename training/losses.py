@@ -1,7 +1,8 @@
 """The multiplicative combination of Liu, Li, Xu & Natarajan, "Learn to Combine Modalities in Multimodal Deep
 Learning" (arXiv 1805.11730), section 3.
 
-With M branches (modalities, or mixtures of them for MulMix) predicting class probabilities p_i (B, K):
+With M branches (modalities, or mixtures of them for MulMix) predicting class probabilities p_i (B, K), given as
+log-probabilities log p_i (a log-softmax of each predictor's logits, as the authors' code computes them):
 
 - down-weighting factor (eq. 8): q_i^c = [ prod_{j != i} (1 - p_j^c) ]^(beta / (M - 1)), computed in log space and
   treated as a constant for the gradient (a stop-gradient, as the authors' code does); with M = 1, q = 1;
@@ -13,7 +14,9 @@ With M branches (modalities, or mixtures of them for MulMix) predicting class pr
   l^y + delta <= l^c for every other class c; its loss is 0 once the true class's loss is smaller than every other
   class's loss by at least delta.
 
-Probabilities are clipped to [1e-7, 1 - 1e-7] before the logarithms.
+log p_i enters the loss as given, never clipped: clipping p at 1e-7 would zero the gradient of a confidently wrong
+branch, the very branch the loss must correct. Only the constant factor q uses log(1 - p_j), computed as
+log(max(1 - p_j, 1e-7)) so that a branch certain of class c (p_j^c = 1) gives q = 0 for the others, not NaN.
 """
 
 import keras
@@ -22,33 +25,34 @@ from keras import ops
 EPSILON = 1e-7
 
 
-def class_losses(probs, beta, branch_weights=None):
-    """l^c for every class: (B, K) from a list of M branch probabilities (B, K)."""
-    p = ops.clip(ops.stack(list(probs), axis=1), EPSILON, 1.0 - EPSILON)  # (B, M, K)
-    num_branches = p.shape[1]
+def class_losses(log_probs, beta, branch_weights=None):
+    """l^c for every class: (B, K) from a list of M branch log-probabilities (B, K)."""
+    log_p = ops.stack(list(log_probs), axis=1)  # (B, M, K)
+    num_branches = log_p.shape[1]
     if num_branches > 1 and beta != 0:
-        log_rest = ops.log(1.0 - p)
+        log_rest = ops.log(ops.maximum(1.0 - ops.exp(log_p), EPSILON))
         log_q = (beta / (num_branches - 1)) * (ops.sum(log_rest, axis=1, keepdims=True) - log_rest)
         q = ops.stop_gradient(ops.exp(log_q))
     else:
-        q = ops.ones_like(p)
-    weights = ops.ones((num_branches,)) if branch_weights is None else ops.convert_to_tensor(branch_weights, p.dtype)
+        q = ops.ones_like(log_p)
+    weights = (ops.ones((num_branches,)) if branch_weights is None
+               else ops.convert_to_tensor(branch_weights, log_p.dtype))
     if weights.shape[0] != num_branches:
         raise ValueError(f"{weights.shape[0]} branch weights for {num_branches} branches.")
-    return -ops.sum(weights[None, :, None] * q * ops.log(p), axis=1)
+    return -ops.sum(weights[None, :, None] * q * log_p, axis=1)
 
 
-def multiplicative_predict(probs, beta, branch_weights=None):
+def multiplicative_predict(log_probs, beta, branch_weights=None):
     """Eq. 7: the class with the smallest class loss, (B,) int32."""
-    return ops.cast(ops.argmin(class_losses(probs, beta, branch_weights), axis=-1), "int32")
+    return ops.cast(ops.argmin(class_losses(log_probs, beta, branch_weights), axis=-1), "int32")
 
 
 @keras.saving.register_keras_serializable(package="multisensory")
 class MultiplicativeLoss(keras.losses.Loss):
     """The multiplicative loss (eq. 9), or its boosted form (eq. 10).
 
-    Called as `loss(y_true, probs)` with integer labels (B,) and `probs` a list of M tensors (B, K) of per-branch
-    probabilities; returns the batch mean (scaled for `tf.distribute` like every Keras `Loss`).
+    Called as `loss(y_true, log_probs)` with integer labels (B,) and `log_probs` a list of M tensors (B, K) of
+    per-branch log-probabilities; returns the batch mean (scaled for `tf.distribute` like every Keras `Loss`).
 
     Args:
         beta: float. Exponent of the down-weighting factor; 0 gives the summed cross-entropies.

@@ -10,7 +10,7 @@ the one channel through which training add-ons and analysis tools get more: a di
 - `"unimodal"`: {modality: Z_m}, the unimodal representations;
 - `"fused"`: Z, the fused representation;
 - model-specific extras documented by each model (e.g. `"unimodal_predictions"` of late fusion,
-  `"branch_probabilities"` of the multiplicative models).
+  `"branch_log_probabilities"` of the multiplicative models).
 
 Subclasses compute that dict in `forward(inputs, training)`. Inputs are checked at the boundary: a missing or
 unexpected modality, a wrong shape or a non-floating dtype raises before any layer runs, with the modality's name

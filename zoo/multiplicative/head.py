@@ -20,7 +20,8 @@ def mixtures(num_branches):
 
 @keras.saving.register_keras_serializable(package="multisensory")
 class MultiplicativeHead(keras.layers.Layer):
-    """Maps a list of M branch embeddings to a list of class probabilities, one per branch or mixture.
+    """Maps a list of M branch embeddings to a list of class log-probabilities (log-softmax), one per branch or
+    mixture.
 
     Args:
         num_classes: int. K.
@@ -39,13 +40,13 @@ class MultiplicativeHead(keras.layers.Layer):
                            for c in self.subsets]
 
     def call(self, embeddings, training=None):
-        probs = []
+        log_probs = []
         for subset, predictor in zip(self.subsets, self.predictors):
             u = embeddings[subset[0]]
             for k in subset[1:]:
                 u = u + embeddings[k]
-            probs.append(ops.softmax(predictor(u, training=training), axis=-1))
-        return probs
+            log_probs.append(ops.log_softmax(predictor(u, training=training), axis=-1))
+        return log_probs
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "num_branches": self.num_branches,

@@ -4,7 +4,7 @@
 branch or per mixture with a `MultiplicativeHead`, minimises `MultiplicativeLoss` (eq. 9, or eq. 10 when
 boosted) and predicts by eq. 7. Its prediction is the negated class loss, -l^c (batch, K): its arg-max is eq. 7's
 class and its softmax the class probabilities that `predict` users and the serving signature's `probabilities`
-get. `forward` adds `"branch_probabilities"`, the list of per-branch (or per-mixture) probabilities; Z is -l^c.
+get. `forward` adds `"branch_log_probabilities"`, the list of per-branch (or per-mixture) log-probabilities; Z is -l^c.
 
 `MultiplicativeFusion` (`mul`, `mulmix`) takes any classification dataset: one encoder per modality, chosen by
 its kind, gives the branches.
@@ -57,12 +57,12 @@ class MultiplicativeModel(FusionModel):
 
     def forward(self, inputs, training=None):
         unimodal, embeddings = self.branches(inputs, training=training)
-        probs = self.head(embeddings, training=training)
-        scores = -class_losses(probs, self.beta, self.branch_weights)
-        return {"prediction": scores, "unimodal": unimodal, "fused": scores, "branch_probabilities": probs}
+        log_probs = self.head(embeddings, training=training)
+        scores = -class_losses(log_probs, self.beta, self.branch_weights)
+        return {"prediction": scores, "unimodal": unimodal, "fused": scores, "branch_log_probabilities": log_probs}
 
     def loss_terms(self, x, y, outputs, sample_weight=None, training=True):
-        return {"multiplicative": self.objective(y, outputs["branch_probabilities"], sample_weight)}
+        return {"multiplicative": self.objective(y, outputs["branch_log_probabilities"], sample_weight)}
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """As `FusionModel.compile`; the loss is the model's own multiplicative loss (set by beta, boosted, ...)."""
