@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from multisensory import zoo
+from multisensory import datasets, zoo
 from multisensory.training.losses import MultiplicativeLoss, class_losses, multiplicative_predict
 from multisensory.zoo.multiplicative import MultiplicativeHead, mixtures
 from model_harness import TWO_VECTORS, two_vectors
@@ -147,3 +147,12 @@ def test_a_confidently_wrong_branch_still_gets_a_gradient():
     gradient = tape.gradient(loss, logits).numpy()
     # d/dz of -q log softmax(z)_1 = q (softmax(z) - e_1), q = (1 - 0.5)^0.5
     np.testing.assert_allclose(gradient, [[0.5 ** 0.5, -(0.5 ** 0.5)]], rtol=1e-4)
+
+
+def test_resnet_cifar_follows_the_paper_defaults():
+    info = datasets.info("cifar10")
+    mul = zoo.create("resnet_cifar", info, depth=8, variant="mul", augment=False)
+    mulmix = zoo.create("resnet_cifar", info, depth=8, variant="mulmix", augment=False)
+    assert (mul.beta, mul.branch_weights, mul.head_hidden) == (0.3, [0.3, 0.3, 1.0], ())
+    assert (mulmix.beta, mulmix.branch_weights, mulmix.head_hidden) == (0.5, None, (256,))
+    assert all(len(p.hidden) == 1 for p in mulmix.head.predictors)  # a hidden layer in each of the 7 predictors

@@ -1,4 +1,4 @@
-"""`resnet_cifar`: He et al.'s CIFAR ResNets whose three stages are the "modalities" of Liu et al. (2018, 4.2).
+"""`resnet_cifar`: He et al.'s CIFAR ResNets whose three stages are the "modalities" of Liu et al. (2018, section 6.1.2).
 
 The network (He, Zhang, Ren & Sun 2016, section 4.2): a 3x3 convolution with 16 filters, then three stages of
 n basic blocks each (16, 32 and 64 filters, the second and third starting with stride 2), depth = 6n + 2
@@ -11,8 +11,10 @@ global-average-pooled into that stage's representation Z_1, Z_2, Z_3.
 |---|---|
 | `base` | a linear classifier on the last stage |
 | `add` | the three pooled stages concatenated, an MLP with one hidden layer of 256 |
-| `mul` | a linear classifier per stage, multiplicative loss (branch weights 0.3, 0.3, 1.0 as in the paper) |
-| `mulmix` | each pooled stage projected to `width`, a classifier per mixture of stages (7), beta 0.5 |
+| `mul` | a linear classifier per stage, multiplicative loss (branch weights 0.3, 0.3, 1.0 as in the paper), beta 0.3 |
+| `mulmix` | each pooled stage projected to `width`, a predictor per mixture of stages (7) with a hidden layer of 256 as the Add head's ("as in the additive approach, a neural network is used", Liu et al.), beta 0.5 |
+
+The beta defaults are the paper's CIFAR-100 optima (Mul 0.3, MulMix 0.5).
 
 With `augment=True` (default) training images are flipped horizontally and shifted by up to 4 pixels with zero
 fill (He et al.'s pad-and-crop), inside the model, so the pipeline stays the plain `cifar10`/`cifar100` one.
@@ -28,6 +30,8 @@ from .multiplicative_model import MultiplicativeModel
 
 VARIANTS = ("base", "add", "mul", "mulmix")
 PAPER_BRANCH_WEIGHTS = (0.3, 0.3, 1.0)
+PAPER_BETA = {"mul": 0.3, "mulmix": 0.5}
+PAPER_MIX_HIDDEN = 256  # MulMix's predictors, like the Add head
 # Moving statistics as in the reference Torch/PyTorch CIFAR ResNets (Keras' default momentum is 0.99); batch
 # statistics synchronised across replicas, so that training under tf.distribute matches one device.
 BN_MOMENTUM = 0.9
@@ -168,14 +172,18 @@ class MultiplicativeResNetCIFAR(MultiplicativeModel):
 
 
 @register_model("resnet_cifar", tasks=("classification",))
-def resnet_cifar(modalities, task, depth=32, variant="base", width=64, beta=0.5, boosted=False, margin=0.0,
+def resnet_cifar(modalities, task, depth=32, variant="base", width=64, beta="paper", boosted=False, margin=0.0,
                  branch_weights="paper", augment=True, dropout=0.0, **kwargs):
-    """Builds the `variant` ResNet; `branch_weights="paper"` gives Mul the paper's (0.3, 0.3, 1.0)."""
+    """Builds the `variant` ResNet; `"paper"` gives Mul the paper's branch weights (0.3, 0.3, 1.0) and beta 0.3,
+    MulMix beta 0.5."""
     if variant in ("base", "add"):
         return ResNetCIFAR(modalities, task, depth, variant, augment, dropout, **kwargs)
     if variant not in ("mul", "mulmix"):
         raise ValueError(f"Unknown variant '{variant}'; resnet_cifar variants: {', '.join(VARIANTS)}.")
     if branch_weights == "paper":
         branch_weights = PAPER_BRANCH_WEIGHTS if variant == "mul" else None
+    if beta == "paper":
+        beta = PAPER_BETA[variant]
+    head_hidden = (PAPER_MIX_HIDDEN,) if variant == "mulmix" else ()
     return MultiplicativeResNetCIFAR(modalities, task, depth, variant == "mulmix", width, beta, boosted, margin,
-                                     branch_weights, (), dropout, augment, **kwargs)
+                                     branch_weights, head_hidden, dropout, augment, **kwargs)
