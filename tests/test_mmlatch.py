@@ -52,12 +52,25 @@ def test_stage_one_sends_no_gradient_into_the_backbone(feedback, backbone):
     assert all(g is not None and np.any(g) for g in tape.gradient(stage_one, feedback))
 
 
-def test_symmetric_attention_is_symmetric_in_its_arguments():
+def test_symmetric_attention_has_projections_per_modality_by_hand():
+    """Eq. 1: a_kl = softmax(Q_k K_l^T / sqrt(d)) V_l + r_k with each modality's own W^Q, W^K, W^V."""
     layer = SymmetricAttention(4)
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(2, 6, 4)).astype("float32"), rng.normal(size=(2, 6, 4)).astype("float32")
     mask_a, mask_b = np.ones((2, 6), bool), np.r_[[[False] * 2 + [True] * 4], [[True] * 6]]
-    np.testing.assert_allclose(layer(a, b, mask_a, mask_b), layer(b, a, mask_b, mask_a), rtol=1e-5, atol=1e-6)
+    out = layer(a, b, mask_a, mask_b).numpy()
+    assert len(layer.trainable_weights) == 6
+    (qk, kk, vk), (ql, kl, vl) = [[layer.projections[s][n].kernel.numpy() for n in ("query", "key", "value")]
+                                  for s in (0, 1)]
+
+    def attend_by_hand(q, k, v, mask):
+        scores = np.where(mask[:, None, :], q @ np.swapaxes(k, 1, 2) / 2.0, -np.inf)  # sqrt(d) = 2
+        weights = np.exp(scores - scores.max(-1, keepdims=True))
+        return (weights / weights.sum(-1, keepdims=True)) @ v
+
+    expected = (attend_by_hand(a @ qk, b @ kl, b @ vl, mask_b) + a) + (attend_by_hand(b @ ql, a @ kk, a @ vk, mask_a)
+                                                                      + b)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
     # A masked key is never attended to: changing it changes nothing.
     attention = CrossModalAttention(4)
     changed = b.copy()

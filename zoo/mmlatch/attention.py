@@ -3,8 +3,9 @@
 - `SelfAttention`: r = softmax(Q K^T / sqrt(d)) V over one sequence, with learned projections of size d.
 - `CrossModalAttention`: a_kl = softmax(K_l^T Q_k / sqrt(d)) V_l + r_k: the queries come from modality k, keys and
   values from modality l; the residual keeps k's sequence (so a_kl has k's length and size d).
-- `SymmetricAttention`: m_kl = a_kl + a_lk with one `CrossModalAttention` (shared projections) used both ways, so
-  m_kl(x, y) = m_kl(y, x); both sequences must have one length.
+- `SymmetricAttention`: m_kl = a_kl + a_lk with eq. 1's projections per modality: W^Q_k, W^K_k, W^V_k of modality k
+  and W^Q_l, W^K_l, W^V_l of modality l (six matrices, as in the authors' code), so a_kl uses Q_k, K_l, V_l and a_lk
+  uses Q_l, K_k, V_k; both sequences must have one length.
 
 Padding steps (masks from `padding_mask`) are never attended to: their scores are set to -inf before the softmax.
 """
@@ -51,8 +52,25 @@ class CrossModalAttention(SelfAttention):
 
 
 @keras.saving.register_keras_serializable(package="multisensory")
-class SymmetricAttention(CrossModalAttention):
-    """m_kl = a_kl + a_lk; `call(r_k, r_l, mask_k, mask_l)`."""
+class SymmetricAttention(layers.Layer):
+    """m_kl = a_kl + a_lk with per-modality projections (eq. 1); `call(r_k, r_l, mask_k, mask_l)`.
+
+    Args:
+        units: int. d, the size of the projections and the output.
+    """
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.projections = [{n: layers.Dense(units, use_bias=False, name=f"{n}_{side}") for n in ("query", "key",
+                                                                                                  "value")}
+                            for side in ("k", "l")]
 
     def call(self, r_k, r_l, mask_k, mask_l):
-        return super().call(r_k, r_l, mask_l) + super().call(r_l, r_k, mask_k)
+        k, l = self.projections
+        a_kl = attend(k["query"](r_k), l["key"](r_l), l["value"](r_l), mask_l) + r_k
+        a_lk = attend(l["query"](r_l), k["key"](r_k), k["value"](r_k), mask_k) + r_l
+        return a_kl + a_lk
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
