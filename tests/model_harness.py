@@ -49,7 +49,7 @@ def two_sequences(n=256, seed=0):
     return {"words": words, "voice": voice}, (words[:, -1, 0] + 0.3 * voice[:, -1, 0] > 0).astype("int32")
 
 
-SMALL = {"mult": {"units": 8, "num_layers": 1, "heads": 2, "hidden": (16,), "dropout": 0.0, "attention_dropout": 0.0},
+SMALL = {"mult": {"units": 8, "num_layers": 1, "heads": 2, "dropout": 0.0, "attention_dropout": 0.0},
          "mmlatch": {"units": 16, "num_layers": 1, "heads": 2, "dropout": 0.0}}
 
 

@@ -153,3 +153,25 @@ def test_paper_training_defaults():
     plateau, stopping = model.recipe()
     assert (plateau.factor, plateau.patience, plateau.monitor) == (0.5, 2, "val_loss")
     assert (stopping.patience, stopping.monitor) == (10, "val_loss")
+
+
+def test_mult_output_block_is_the_papers_residual_block_by_hand():
+    from multisensory.zoo.mmlatch.mult import ResidualOutput
+
+    block = ResidualOutput(3)
+    z = np.random.default_rng(0).normal(size=(4, 5)).astype("float32")
+    out = block(z).numpy()
+    w1, b1 = block.proj1.kernel.numpy(), block.proj1.bias.numpy()
+    w2, b2 = block.proj2.kernel.numpy(), block.proj2.bias.numpy()
+    wo, bo = block.out.kernel.numpy(), block.out.bias.numpy()
+    expected = ((np.maximum(z @ w1 + b1, 0) @ w2 + b2) + z) @ wo + bo
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_mult_cross_layers_normalise_query_and_source_with_one_layer_norm():
+    from multisensory.zoo.mmlatch.mult_core import TransformerLayer
+
+    layer = TransformerLayer(4, heads=2, dropout=0.0, attention_dropout=0.0, cross=True)
+    x, source = np.ones((1, 3, 4), "float32"), np.arange(12, dtype="float32").reshape(1, 3, 4)
+    layer(x, np.ones((1, 3), bool), source)
+    assert [n.name for n in layer.norms] == ["norm_attention", "norm_ffn"]

@@ -3,11 +3,12 @@ Potamianos 2022, "MMLatch: Bottom-up Top-down Fusion for Multimodal Sentiment An
 
 - Unimodal encoders: a bidirectional LSTM (forward and backward outputs summed) followed by dot-product
   self-attention gives r_k (batch, T, d) for every modality k.
-- Cross-modal fusion: m_kl = a_kl + a_lk for every pair (`SymmetricAttention`); with three modalities also
-  a_(pair)(anchor) = cross-modal attention with queries m_pair and keys/values r_anchor, where the anchor is `text`
+- Cross-modal fusion: m_kl = a_kl + a_lk for every pair (`SymmetricAttention`, with eq. 1's projections per
+  modality); with three modalities also a_(pair)(anchor) = cross-modal attention with queries m_pair and keys/values r_anchor, where the anchor is `text`
   when present (the paper's a_AVT with inputs m_AV and r_T; the query side is this implementation's choice) and
   otherwise the first modality, and the pair is the other two.
-  o = r_1 || ... || r_M || a_(pair)(anchor) || m_kl ... (7d for three modalities) -> LSTM -> last state.
+  o = r_1 || ... || r_M || a_(pair)(anchor) || m_kl ... (7d for three modalities) -> BiLSTM -> last states, the
+  forward and backward ones summed (size d). The paper makes every LSTM bidirectional; the fusion LSTM is too.
 Every modality must have the same length (`MMLatch` resamples unaligned ones); padding steps are masked.
 """
 
@@ -59,7 +60,7 @@ class LatchCore(layers.Layer):
         if len(names) == 3:
             self.anchor = "text" if "text" in names else names[0]
             self.anchor_attention = CrossModalAttention(units, name=f"{self.anchor}_attention")
-        self.lstm = layers.LSTM(units, dropout=dropout, name="fusion_lstm")
+        self.lstm = layers.Bidirectional(layers.LSTM(units, dropout=dropout), merge_mode="sum", name="fusion_lstm")
 
     def high_level(self, sequences, masks, training=None):
         """{k: r_k}, the unimodal encoders' outputs (MMLatch's top-down state)."""

@@ -23,7 +23,8 @@ class TransformerLayer(layers.Layer):
     """Pre-norm (cross-modal or self) attention + feed-forward (4 d), each with dropout and a residual.
 
     `call(x, mask)` attends over x itself; with `cross=True`, `call(x, mask, source)` attends from x to `source`
-    (mask: source's), which has x's feature size (in MulT every modality is projected to d first) and its own norm.
+    (mask: source's), which has x's feature size (in MulT every modality is projected to d first). As in the authors'
+    code, the source passes through the same layer norm as the query.
     """
 
     def __init__(self, units, heads=4, dropout=0.1, attention_dropout=0.1, cross=False, **kwargs):
@@ -32,8 +33,7 @@ class TransformerLayer(layers.Layer):
         self.cross = cross
         if units % heads:
             raise ValueError(f"The model size {units} must be divisible by the number of heads {heads}.")
-        self.norms = [layers.LayerNormalization(name=n) for n in ("norm_query", "norm_ffn")
-                      + (("norm_source",) if cross else ())]
+        self.norms = [layers.LayerNormalization(name=n) for n in ("norm_attention", "norm_ffn")]
         self.attention = layers.MultiHeadAttention(heads, units // heads, dropout=attention_dropout,
                                                    name="attention")
         self.ffn = keras.Sequential([layers.Dense(4 * units, activation="relu"), layers.Dense(units)], name="ffn")
@@ -47,7 +47,7 @@ class TransformerLayer(layers.Layer):
 
     def call(self, x, mask, source=None, training=None):
         query = self.norms[0](x)
-        source = self.norms[2](source) if self.cross else query
+        source = self.norms[0](source) if self.cross else query
         attention_mask = ops.logical_and(ops.ones_like(query[:, :, :1], dtype="bool"), mask[:, None, :])
         x = x + self.drop(self.attention(query, source, source, attention_mask=attention_mask, training=training),
                           training=training)
