@@ -6,7 +6,8 @@ Prints one JSON object, everything measured in this run, same batch, same machin
   [image, h_{t-1}] and a dense map of the audio frame at every step), forward passes;
 - `zoo_train_examples_per_s`, `stock_examples_per_s`, `speedup_vs_stock`: training steps of the zoo model against
   the stock formulation, `keras.layers.ConvLSTM2D` over the image with the audio frame tiled over it as extra
-  channels, same filters and depth; the models take turns step by step and each keeps its best step time, so a
+  channels, same filters and depth (the nearest stock formulation, not the same network: see `StockCLSTM`); the
+  models take turns step by step and each keeps its best step time, so a
   change in the machine's speed during the run reaches all of them;
 - `achieved_gflops` of a zoo training step (direct-convolution FLOPs counted: 2 k^2 C_in C_out H W per
   convolution, a training step taken as 3x the forward pass: forward, input and weight gradients) against
@@ -39,7 +40,13 @@ BINS = 201
 
 
 class StockCLSTM(keras.Model):
-    """The same network from stock layers: ConvLSTM2D over [image, audio frame tiled over the image]."""
+    """The nearest stock formulation: ConvLSTM2D over [image, audio frame tiled over the image].
+
+    Not the same network: under the 3x3 kernel with zero padding, the tiled audio channels are cut at the image's
+    border, so the audio term of a border pixel sees fewer of them, while the zoo's C-LSTM adds W_v v to every
+    pixel alike. Its cost per step (the 201 tiled channels convolved at every step) is what the speed-up is
+    measured against.
+    """
 
     def __init__(self, frames, filters, hidden, classes):
         super().__init__()

@@ -18,6 +18,11 @@ found in this order unless the option `file=` names one:
 Pickles are read with the restricted unpickler (`safe_pickle`): numpy arrays and plain containers only. Non-finite
 values become 0 and `normalize=True` standardises with training statistics (`sequence_features`).
 
+The binary view (`binary="has0"` or `"non0"`): the papers' Acc-2 as a 2-class task, for models that need classes
+(the multiplicative head). `"has0"` labels negative (< 0) as class 0 and non-negative (>= 0) as class 1; `"non0"`
+labels negative 0 and positive (> 0) 1 and leaves out the examples whose score is exactly 0. The task is then
+classification with accuracy, error and AUC.
+
 Feature sizes depend on the file (MulT's MOSI pickle: GloVe 300, COVAREP subset 5, FACET subset 20; SDK: GloVe
 300, COVAREP 74, FACET 47 (MOSI) / 35 (MOSEI); MMSA: BERT 768). `datasets.info(name)` gives the SDK sizes with a
 free length; `datasets.info(name, data_dir=...)` describes the files found, and models are built from that.
@@ -48,12 +53,16 @@ _DESCRIPTIONS = {"text": "word vectors (GloVe 300, or BERT 768)", "audio": "COVA
                  "vision": "FACET facial features"}
 
 
-def _info(name, shapes, splits):
+BINARY_VIEWS = ("has0", "non0")
+BINARY_TASK = Task("classification", num_classes=2, metrics=("accuracy", "error", "auc"))
+
+
+def _info(name, shapes, splits, binary=None):
     title = {"mosi": "CMU-MOSI", "mosei": "CMU-MOSEI"}[name]
     return DatasetInfo(
         name=name,
         modalities=tuple(Modality(m, shapes[m], "float32", "sequence", _DESCRIPTIONS[m]) for m in MODALITIES),
-        task=Task("regression", value_range=(-3, 3), metrics=SENTIMENT_METRICS),
+        task=(BINARY_TASK if binary else Task("regression", value_range=(-3, 3), metrics=SENTIMENT_METRICS)),
         splits=splits,
         license="CMU Multimodal SDK data: research use (see the SDK's terms).",
         citation={"mosi": "Zadeh et al. (2016), MOSI: Multimodal Corpus of Sentiment Intensity, IEEE Intelligent "
@@ -159,20 +168,35 @@ def read_splits(data_dir, name, file=None, max_len=50, normalize=False, seed=0):
     return splits
 
 
+def binary_view(features, labels, binary):
+    """The 2-class view of a split (see the module docstring): (features, int32 labels)."""
+    if binary not in BINARY_VIEWS:
+        raise ValueError(f"binary must be one of {list(BINARY_VIEWS)} (or None for the scores), got {binary!r}.")
+    labels = np.asarray(labels).reshape(-1)
+    if binary == "non0":
+        keep = labels != 0
+        features, labels = {m: x[keep] for m, x in features.items()}, labels[keep]
+    return features, (labels >= 0).astype("int32") if binary == "has0" else (labels > 0).astype("int32")
+
+
 def _describer(name):
-    def describe(data_dir, file=None, max_len=50, normalize=False, seed=0):
+    def describe(data_dir, file=None, max_len=50, normalize=False, seed=0, binary=None):
         splits = read_splits(os.path.abspath(data_dir), name, file, max_len, normalize, seed)
+        if binary is not None:
+            splits = {split: binary_view(*pair, binary) for split, pair in splits.items()}
         features = splits["train"][0]
         return _info(name, {m: features[m].shape[1:] for m in MODALITIES},
-                     {split: len(labels) for split, (_, labels) in splits.items()})
+                     {split: len(labels) for split, (_, labels) in splits.items()}, binary)
 
     return describe
 
 
 def _loader(name):
-    def load_split(split, data_dir, seed=0, file=None, max_len=50, normalize=False):
-        """Loader of CMU-MOSI / MOSEI; see the module docstring for `file`, `max_len` and `normalize`."""
+    def load_split(split, data_dir, seed=0, file=None, max_len=50, normalize=False, binary=None):
+        """Loader of CMU-MOSI / MOSEI; see the module docstring for `file`, `max_len`, `normalize` and `binary`."""
         features, labels = read_splits(os.path.abspath(data_dir), name, file, max_len, normalize, seed)[split]
+        if binary is not None:
+            features, labels = binary_view(features, labels, binary)
         return array_source(features, labels)
 
     return load_split

@@ -86,7 +86,30 @@ def model_cases():
     cases = []
     for name in zoo.list_models(task="classification"):
         cases += special.get(name, [(name, datasets.info("synthetic_av"), generate(256, seed=0), {})])
-    return [(case_id, case_id.split("-")[0], info, data, config) for case_id, info, data, config in cases]
+    return [(case_id, case_id.split("-")[0], info, data, config) for case_id, info, data, config in
+            cases + composition_cases()]
+
+
+def composition_cases():
+    """One model of every family with each multiplicative head, the MulMix one also with synergy (DESIGN.md: the
+    head and the synergy add-on are configurations of any model); the presets with synergy."""
+    av, mmd = (datasets.info("synthetic_av"), generate(256, seed=0)), SynergyConfig().get_config()
+    small = {"tfn": {}, "additive_fusion": {}, "late_fusion": {},
+             "mult": SMALL["mult"], "mmlatch": {**SMALL["mmlatch"], "backbone": "mult"},
+             "clstm_av": {"fusion": "initial", "filters": 8, "hidden": 16, "max_frames": 6}}
+    cases = []
+    for name, config in small.items():
+        cases += [(f"{name}-head_mul", *av, {**config, "head": "mul"}),
+                  (f"{name}-head_mulmix_synergy", *av, {**config, "head": {"type": "mulmix", "width": 16},
+                                                         "synergy": mmd})]
+    cases += [("mfn-head_mul", TWO_SEQUENCES, two_sequences(),
+               {"units": 8, "memory": 8, "attention_hidden": 8, "head": "mul"}),
+              ("mul-synergy", *av, {"synergy": mmd}),
+              ("higgs_mlp-mulmix_synergy", TWO_VECTORS, two_vectors(), {"variant": "mulmix", "width": 16,
+                                                                         "synergy": mmd}),
+              ("resnet_cifar-mul_synergy", TINY_IMAGES, tiny_images(), {"depth": 8, "variant": "mul", "augment": False,
+                                                                         "synergy": mmd})]
+    return cases
 
 
 def run_model_test(name, dataset_info, features, labels, tmp_path, batch_size=32, steps=30, **config):
@@ -99,6 +122,7 @@ def run_model_test(name, dataset_info, features, labels, tmp_path, batch_size=32
     - the SavedModel export reloads with `tf.saved_model.load`, takes inputs named after the modalities and predicts
       the same.
     """
+    keras.utils.set_random_seed(0)  # the same initial weights whatever ran before
     model = zoo.create(name, dataset_info, **config)
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     x0 = {k: v[:batch_size] for k, v in features.items()}

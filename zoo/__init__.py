@@ -6,11 +6,12 @@ from .clstm import CLSTMAV, ConvLSTMFusion
 from .encoders import ImageEncoder, MLPHead, TemporalEncoder, VectorEncoder, encoder_for
 from .fusion_model import FusionModel, check_inputs
 from .mmlatch import MMLatch, MulT
-from .multiplicative import MultiplicativeFusion, MultiplicativeModel, MultiplicativeResNetCIFAR, ResNetCIFAR
+from .multiplicative import ResNetCIFAR
+from .multiplicative_head import MultiplicativeConfig, MultiplicativeHead
 from .registry import config_keys, create, list_models, register_model
 from .sentiment import EFLSTM, LMF, MFN, TFN
 
 __all__ = ["create", "list_models", "register_model", "config_keys", "FusionModel", "check_inputs",
-           "EarlyFusion", "LateFusion", "AdditiveFusion", "Unimodal", "MultiplicativeModel", "MultiplicativeFusion",
-           "ResNetCIFAR", "MultiplicativeResNetCIFAR", "CLSTMAV", "ConvLSTMFusion", "EFLSTM", "TFN", "LMF", "MFN",
+           "EarlyFusion", "LateFusion", "AdditiveFusion", "Unimodal", "MultiplicativeConfig", "MultiplicativeHead",
+           "ResNetCIFAR", "CLSTMAV", "ConvLSTMFusion", "EFLSTM", "TFN", "LMF", "MFN",
            "MMLatch", "MulT", "ImageEncoder", "TemporalEncoder", "VectorEncoder", "MLPHead", "encoder_for"]

@@ -20,6 +20,11 @@ Training runs one forward pass per step and minimises the sum of the named terms
 the outputs dict (by default the compiled loss on the prediction plus any `model.losses`, exactly what Keras'
 own `train_step` minimises). Schemes whose objective differs override `loss_terms`, not the training loop.
 
+Every model takes `head="plain" | "mul" | "mulmix"` (or a `MultiplicativeConfig`): the multiplicative head of Liu et
+al. (`multisensory.zoo.multiplicative_head`) replaces the model's plain head, predicts from Z_1..Z_M (and Z) and
+trains with the multiplicative loss. A subclass builds its plain head only when `self.plain_head` is True and, when
+it is False, leaves `"prediction"` out of `forward`'s dict; `call` adds it.
+
 Any model with two or more modalities takes `synergy=SynergyConfig(...)` (Shankar's cortical-network regulariser,
 `multisensory.training.synergy`): a training-only C-Network measures L_reg on Z_1..Z_M and Z. Parameters then come
 in two groups, one tape and one gradient call each (`objectives`): the model's weights minimise the task terms +
@@ -33,6 +38,9 @@ import keras
 import tensorflow as tf
 
 from multisensory.datasets.dataset_info import Modality, Task
+from multisensory.training.losses import MultiplicativeLoss, class_losses
+
+from .multiplicative_head import MultiplicativeConfig, MultiplicativeHead
 
 
 def check_inputs(inputs, modalities):
@@ -67,35 +75,78 @@ class FusionModel(keras.Model):
     Args:
         modalities: list of `Modality` or their configs (`DatasetInfo.modalities`).
         task: `Task` or its config.
+        synergy: `SynergyConfig` (or its config), or None.
+        head: "plain", "mul", "mulmix", a `MultiplicativeConfig` or its config (see the module docstring).
     """
 
     default_learning_rate = 1e-3  # of the optimiser `compile()` creates by default
 
-    def __init__(self, modalities, task, synergy=None, **kwargs):
+    def __init__(self, modalities, task, synergy=None, head="plain", **kwargs):
         super().__init__(**kwargs)
         self.modalities = tuple(Modality.from_config(m) for m in modalities)
         self.task = Task.from_config(task)
+        self.multiplicative = MultiplicativeConfig.parse(head)
+        if self.multiplicative is not None:
+            if self.task.type != "classification":
+                raise ValueError(
+                    f"The multiplicative head ('{self.multiplicative.kind}') combines class predictions and needs a "
+                    f"classification task; this task is {self.task.type}. For sentiment scores, use the binary view "
+                    f"(the dataset option binary='has0' or 'non0' of mosi and mosei).")
+            self.objective = MultiplicativeLoss(self.multiplicative.beta, self.multiplicative.boosted,
+                                                self.multiplicative.margin, self.multiplicative.branch_weights)
         self.cnetwork = None
         if synergy is not None:
             from multisensory.training.cortical_network import CNetwork
 
-            self.cnetwork = CNetwork(synergy, self.modality_names, name="c_network")
+            self.cnetwork = CNetwork(synergy, self.unimodal_names, name="c_network")
 
     @property
     def modality_names(self):
         return tuple(m.name for m in self.modalities)
 
+    @property
+    def unimodal_names(self):
+        """The keys of `outputs["unimodal"]`: the modalities (a model whose Z_m are other parts overrides it)."""
+        return self.modality_names
+
+    @property
+    def plain_head(self):
+        """Whether the model predicts with its own (plain) head rather than the multiplicative one."""
+        return self.multiplicative is None
+
+    def _multiplicative_outputs(self, outputs, training):
+        """Adds the multiplicative head's prediction -l^c and `"branch_log_probabilities"` to `forward`'s dict."""
+        config = self.multiplicative
+        branches = list(outputs["unimodal"].values()) + ([outputs["fused"]] if config.fused_branch else [])
+        if not hasattr(self, "multiplicative_head"):  # built on the first call, when the branches are known
+            self.multiplicative_head = MultiplicativeHead(self.task.num_classes, len(branches), config.mix,
+                                                          config.hidden, config.dropout, config.width,
+                                                          name="multiplicative_head")
+            subsets = len(self.multiplicative_head.subsets)
+            if config.branch_weights is not None and len(config.branch_weights) != subsets:
+                raise ValueError(f"{len(config.branch_weights)} branch weights for {subsets} "
+                                 f"{'mixtures' if config.mix else 'branches'}.")
+        log_probs = self.multiplicative_head(branches, training=training)
+        scores = -class_losses(log_probs, config.beta, config.branch_weights)
+        return {**outputs, "prediction": scores, "branch_log_probabilities": log_probs}
+
     def forward(self, inputs, training=None):
         """Returns {"prediction", "unimodal", "fused", ...}; see the module docstring."""
         raise NotImplementedError(f"{type(self).__name__} must implement forward().")
 
+    def _outputs(self, inputs, training=None):
+        outputs = self.forward(inputs, training=training)
+        return outputs if self.plain_head else self._multiplicative_outputs(outputs, training)
+
     def call(self, inputs, training=None, return_outputs=False):
         check_inputs(inputs, self.modalities)
-        outputs = self.forward(inputs, training=training)
+        outputs = self._outputs(inputs, training=training)
         return outputs if return_outputs else outputs["prediction"]
 
     def loss_terms(self, x, y, outputs, sample_weight=None, training=True):
         """{name: scalar loss} minimised together; each is scaled for `tf.distribute` like a Keras `Loss`."""
+        if not self.plain_head:
+            return {"multiplicative": self.objective(y, outputs["branch_log_probabilities"], sample_weight)}
         return {"task": self.compute_loss(x=x, y=y, y_pred=outputs["prediction"], sample_weight=sample_weight,
                                           training=training)}
 
@@ -159,7 +210,7 @@ class FusionModel(keras.Model):
         """Creates all weights from the modality specs (a variable length is built with 4 steps)."""
         dummy = {m.name: keras.ops.zeros((1,) + tuple(4 if d is None else d for d in m.shape), m.dtype)
                  for m in self.modalities}
-        outputs = self.forward(dummy, training=False)
+        outputs = self._outputs(dummy, training=False)
         if self.cnetwork is not None:
             self.cnetwork.build({m: tuple(z.shape) for m, z in outputs["unimodal"].items()},
                                 tuple(outputs["fused"].shape))
@@ -173,10 +224,16 @@ class FusionModel(keras.Model):
         task's metrics.
 
         With synergy the default is AdamW with clipnorm 5 (the paper's Appendix C), and the C-Network's own
-        optimiser is created and built here, so that compiling inside a strategy scope places it there.
+        optimiser is created and built here, so that compiling inside a strategy scope places it there. With the
+        multiplicative head the model minimises its own loss (configured in the head), so `loss` must stay "auto".
         """
         from multisensory.training.metrics import task_metrics
 
+        if not self.plain_head:
+            if loss not in ("auto", None):
+                raise ValueError("A model with the multiplicative head minimises its own loss (configure beta, boosted, "
+                                 "margin and branch_weights in `head`); compile it without `loss`.")
+            loss = None
         if optimizer == "auto":
             rate = self.default_learning_rate
             optimizer = (keras.optimizers.Adam(rate) if self.cnetwork is None
@@ -205,6 +262,8 @@ class FusionModel(keras.Model):
                   "task": self.task.get_config()}
         if self.cnetwork is not None:
             config["synergy"] = self.synergy.get_config()
+        if not self.plain_head:
+            config["head"] = self.multiplicative.get_config()
         return config
 
     @classmethod

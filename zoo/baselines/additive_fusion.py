@@ -42,14 +42,17 @@ class AdditiveFusion(FusionModel):
             raise ValueError(f"combine must be one of {COMBINE}, got '{combine}'.")
         self.width, self.hidden, self.combine, self.dropout = width, tuple(hidden), combine, dropout
         self.encoders = {m.name: encoder_for(m, width, dropout) for m in self.modalities}
-        self.head = MLPHead(self.task.output_size, self.hidden, dropout, name="head")
+        if self.plain_head:
+            self.head = MLPHead(self.task.output_size, self.hidden, dropout, name="head")
 
     def forward(self, inputs, training=None):
         unimodal = {m: self.encoders[m](inputs[m], training=training) for m in self.modality_names}
         z = list(unimodal.values())
         fused = ops.sum(ops.stack(z, axis=0), axis=0) if self.combine == "sum" else ops.concatenate(z, axis=-1)
-        return {"prediction": self._head_output(self.head(fused, training=training)), "unimodal": unimodal,
-                "fused": fused}
+        outputs = {"unimodal": unimodal, "fused": fused}
+        if self.plain_head:
+            outputs["prediction"] = self._head_output(self.head(fused, training=training))
+        return outputs
 
     def get_config(self):
         return {**super().get_config(), "width": self.width, "hidden": list(self.hidden), "combine": self.combine,

@@ -42,12 +42,16 @@ class EarlyFusion(FusionModel):
         self.concat = keras.layers.Concatenate()
         self.network = MLPHead(self.hidden[-1], self.hidden[:-1], dropout, name="shared_network")
         self.activation = keras.layers.ReLU()
-        self.head = MLPHead(self.task.output_size, (), name="head")
+        if self.plain_head:
+            self.head = MLPHead(self.task.output_size, (), name="head")
 
     def forward(self, inputs, training=None):
         unimodal = {m: self.flatten(inputs[m]) for m in self.modality_names}
         fused = self.activation(self.network(self.concat(list(unimodal.values())), training=training))
-        return {"prediction": self._head_output(self.head(fused)), "unimodal": unimodal, "fused": fused}
+        outputs = {"unimodal": unimodal, "fused": fused}
+        if self.plain_head:
+            outputs["prediction"] = self._head_output(self.head(fused))
+        return outputs
 
     def get_config(self):
         return {**super().get_config(), "hidden": list(self.hidden), "dropout": self.dropout}

@@ -38,11 +38,14 @@ class LateFusion(FusionModel):
         super().__init__(modalities, task, **kwargs)
         self.width, self.hidden, self.dropout = width, tuple(hidden), dropout
         self.encoders = {m.name: encoder_for(m, width, dropout) for m in self.modalities}
-        self.heads = {m.name: MLPHead(self.task.output_size, self.hidden, dropout, name=f"{m.name}_head")
-                      for m in self.modalities}
+        if self.plain_head:
+            self.heads = {m.name: MLPHead(self.task.output_size, self.hidden, dropout, name=f"{m.name}_head")
+                          for m in self.modalities}
 
     def forward(self, inputs, training=None):
         unimodal = {m: self.encoders[m](inputs[m], training=training) for m in self.modality_names}
+        if not self.plain_head:  # the multiplicative combination replaces the averaged decisions
+            return {"unimodal": unimodal, "fused": ops.concatenate(list(unimodal.values()), axis=-1)}
         decisions = {m: self._head_output(self.heads[m](unimodal[m], training=training)) for m in self.modality_names}
         stacked = ops.stack(list(decisions.values()), axis=0)
         if self.task.type == "classification":

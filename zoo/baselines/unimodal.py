@@ -40,12 +40,15 @@ class Unimodal(FusionModel):
         if spec is None:
             raise ValueError(f"Unknown modality '{self.modality}'; the modalities are {list(self.modality_names)}.")
         self.encoder = encoder_for(spec, width, dropout)
-        self.head = MLPHead(self.task.output_size, self.hidden, dropout, name="head")
+        if self.plain_head:
+            self.head = MLPHead(self.task.output_size, self.hidden, dropout, name="head")
 
     def forward(self, inputs, training=None):
         z = self.encoder(inputs[self.modality], training=training)
-        return {"prediction": self._head_output(self.head(z, training=training)), "unimodal": {self.modality: z},
-                "fused": z}
+        outputs = {"unimodal": {self.modality: z}, "fused": z}
+        if self.plain_head:
+            outputs["prediction"] = self._head_output(self.head(z, training=training))
+        return outputs
 
     def get_config(self):
         return {**super().get_config(), "modality": self.modality, "width": self.width, "hidden": list(self.hidden),

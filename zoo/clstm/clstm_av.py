@@ -77,8 +77,9 @@ class CLSTMAV(FusionModel):
                                 for i in range(2)]
         self.pool = layers.MaxPooling2D(2)
         self.flatten = layers.Flatten()
-        self.dense = layers.Dense(hidden, activation="relu", name="dense")
-        self.out = layers.Dense(self.task.num_classes, name="logits")
+        if self.plain_head:
+            self.dense = layers.Dense(hidden, activation="relu", name="dense")
+            self.out = layers.Dense(self.task.num_classes, name="logits")
 
     def _pool_sequence(self, x):
         """2x2 max-pool of every timestep of (B, T, H, W, C)."""
@@ -106,8 +107,10 @@ class CLSTMAV(FusionModel):
                 image, audio = conv(image), lstm(audio)
             unimodal = {self.image: self.flatten(image), self.audio: audio}
             fused = ops.concatenate([unimodal[self.image], audio], axis=-1)
-        fused = self.flatten(fused)
-        return {"prediction": self.out(self.dense(fused)), "unimodal": unimodal, "fused": fused}
+        outputs = {"unimodal": unimodal, "fused": self.flatten(fused)}
+        if self.plain_head:
+            outputs["prediction"] = self.out(self.dense(outputs["fused"]))
+        return outputs
 
     def get_config(self):
         return {**super().get_config(), "fusion": self.fusion, "filters": self.filters, "hidden": self.hidden,

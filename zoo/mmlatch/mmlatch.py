@@ -77,8 +77,9 @@ class MMLatch(FusionModel):
                                 if feedback == "lstm" else layers.Dense(shapes[k][1], name=f"{j}_to_{k}_feedback"))
                 for k in names for j in names if j != k}
             self.mask_dropout = layers.Dropout(dropout)
-        self.head_dropout = layers.Dropout(dropout)
-        self.head = layers.Dense(self.task.output_size, name="head")
+        if self.plain_head:
+            self.head_dropout = layers.Dropout(dropout)
+            self.head = layers.Dense(self.task.output_size, name="head")
 
     def masks(self, sequences, masks, training=None):
         """Stage I and eq. 4: {k: mean over j != k of sigmoid(feedback_{j->k}(r_j))}, r without gradient."""
@@ -104,8 +105,10 @@ class MMLatch(FusionModel):
             sequences = {m: self.mask_dropout(outputs["masks"][m], training=training) * x
                          for m, x in sequences.items()}
         core = self.core(sequences, masks, training=training)
-        prediction = self._head_output(self.head(self.head_dropout(core["fused"], training=training)))
-        return {**outputs, "prediction": prediction, "unimodal": core["unimodal"], "fused": core["fused"]}
+        outputs.update(unimodal=core["unimodal"], fused=core["fused"])
+        if self.plain_head:
+            outputs["prediction"] = self._head_output(self.head(self.head_dropout(core["fused"], training=training)))
+        return outputs
 
     @staticmethod
     def recipe():

@@ -58,12 +58,15 @@ class MulT(FusionModel):
         self.dropout, self.attention_dropout, self.output_dropout = dropout, attention_dropout, output_dropout
         self.core = MulTCore(self.modality_names, units, num_layers, heads, kernel_size, dropout, attention_dropout,
                              name="mult")
-        self.head = ResidualOutput(self.task.output_size, output_dropout, name="head")
+        if self.plain_head:
+            self.head = ResidualOutput(self.task.output_size, output_dropout, name="head")
 
     def forward(self, inputs, training=None):
         core = self.core(*sequence_views(inputs, self.modalities), training=training)
-        return {"prediction": self._head_output(self.head(core["fused"], training=training)),
-                "unimodal": core["unimodal"], "fused": core["fused"]}
+        outputs = {"unimodal": core["unimodal"], "fused": core["fused"]}
+        if self.plain_head:
+            outputs["prediction"] = self._head_output(self.head(core["fused"], training=training))
+        return outputs
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "num_layers": self.num_layers, "heads": self.heads,

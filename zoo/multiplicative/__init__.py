@@ -1,9 +1,10 @@
-"""The multiplicative family of Liu et al. (2018): Mul, MulMix, boosted training; HIGGS MLPs and CIFAR ResNets."""
+"""The multiplicative family of Liu et al. (2018) as presets of the multiplicative head: Mul, MulMix, HIGGS MLPs
+and CIFAR ResNets."""
 
-from .head import MultiplicativeHead, mixtures
+from ..multiplicative_head import MultiplicativeConfig, MultiplicativeHead, mixtures
 from .higgs_mlp import higgs_mlp
-from .multiplicative_model import MultiplicativeFusion, MultiplicativeModel, mul, mulmix
-from .resnet_cifar import MultiplicativeResNetCIFAR, ResidualBlock, ResNetCIFAR, ResNetStages, resnet_cifar
+from .presets import mul, multiplicative_fusion, mulmix
+from .resnet_cifar import ResidualBlock, ResNetCIFAR, ResNetStages, resnet_cifar
 
-__all__ = ["MultiplicativeHead", "mixtures", "MultiplicativeModel", "MultiplicativeFusion", "mul", "mulmix",
-           "higgs_mlp", "resnet_cifar", "ResNetCIFAR", "MultiplicativeResNetCIFAR", "ResNetStages", "ResidualBlock"]
+__all__ = ["MultiplicativeConfig", "MultiplicativeHead", "mixtures", "mul", "mulmix", "multiplicative_fusion",
+           "higgs_mlp", "resnet_cifar", "ResNetCIFAR", "ResNetStages", "ResidualBlock"]

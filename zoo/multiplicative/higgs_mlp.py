@@ -16,7 +16,7 @@ Nothing in it is specific to HIGGS beyond the defaults: it takes any vector data
 
 from ..baselines import AdditiveFusion, EarlyFusion, Unimodal
 from ..registry import register_model
-from .multiplicative_model import MultiplicativeFusion
+from .presets import multiplicative_fusion
 
 VARIANTS = ("base", "early", "add", "mul", "mulmix")
 
@@ -35,6 +35,6 @@ def higgs_mlp(modalities, task, variant="mul", modality=None, width=300, beta=0.
         return AdditiveFusion(modalities, task, width=width, hidden=(width,), combine="concat", dropout=dropout,
                               **kwargs)
     if variant in ("mul", "mulmix"):
-        return MultiplicativeFusion(modalities, task, width=width, mix=variant == "mulmix", beta=beta,
-                                    boosted=boosted, margin=margin, head_hidden=(width,), dropout=dropout, **kwargs)
+        return multiplicative_fusion(modalities, task, variant == "mulmix", width=width, beta=beta, boosted=boosted,
+                                     margin=margin, head_hidden=(width,), dropout=dropout, **kwargs)
     raise ValueError(f"Unknown variant '{variant}'; higgs_mlp variants: {', '.join(VARIANTS)}.")

@@ -1,4 +1,5 @@
-"""`resnet_cifar`: He et al.'s CIFAR ResNets whose three stages are the "modalities" of Liu et al. (2018, section 6.1.2).
+"""`resnet_cifar`: He et al.'s CIFAR ResNets whose three stages are the "modalities" of Liu et al. (2018, section
+6.1.2).
 
 The network (He, Zhang, Ren & Sun 2016, section 4.2): a 3x3 convolution with 16 filters, then three stages of
 n basic blocks each (16, 32 and 64 filters, the second and third starting with stride 2), depth = 6n + 2
@@ -11,10 +12,12 @@ global-average-pooled into that stage's representation Z_1, Z_2, Z_3.
 |---|---|
 | `base` | a linear classifier on the last stage |
 | `add` | the three pooled stages concatenated, an MLP with one hidden layer of 256 |
-| `mul` | a linear classifier per stage, multiplicative loss (branch weights 0.3, 0.3, 1.0 as in the paper), beta 0.3 |
-| `mulmix` | each pooled stage projected to `width`, a predictor per mixture of stages (7) with a hidden layer of 256 as the Add head's ("as in the additive approach, a neural network is used", Liu et al.), beta 0.5 |
+| `mul` | a linear classifier per stage, multiplicative loss, branch weights 0.3, 0.3, 1.0 and beta 0.3 |
+| `mulmix` | each pooled stage projected to `width`, an MLP (256 hidden) per mixture of stages (7), beta 0.5 |
 
-The beta defaults are the paper's CIFAR-100 optima (Mul 0.3, MulMix 0.5).
+`mul` and `mulmix` are the multiplicative head (`multisensory.zoo.multiplicative_head`) over the three stages, with
+no fused branch. The beta defaults are the paper's CIFAR-100 optima (Mul 0.3, MulMix 0.5). MulMix's predictors have
+the Add head's hidden layer of 256: "as in the additive approach, a neural network is used" (Liu et al.).
 
 With `augment=True` (default) training images are flipped horizontally and shifted by up to 4 pixels with zero
 fill (He et al.'s pad-and-crop), inside the model, so the pipeline stays the plain `cifar10`/`cifar100` one.
@@ -25,10 +28,11 @@ from keras import layers, ops
 
 from ..encoders import MLPHead
 from ..fusion_model import FusionModel
+from ..multiplicative_head import MultiplicativeConfig
 from ..registry import register_model
-from .multiplicative_model import MultiplicativeModel
 
 VARIANTS = ("base", "add", "mul", "mulmix")
+STAGES = ("stage1", "stage2", "stage3")  # the "modalities" Z_1, Z_2, Z_3
 PAPER_BRANCH_WEIGHTS = (0.3, 0.3, 1.0)
 PAPER_BETA = {"mul": 0.3, "mulmix": 0.5}
 PAPER_MIX_HIDDEN = 256  # MulMix's predictors, like the Add head
@@ -107,13 +111,13 @@ def _image_modality(model):
 
 @_SERIALIZABLE
 class ResNetCIFAR(FusionModel):
-    """CIFAR ResNet with the `base` or `add` head (see the module docstring).
+    """CIFAR ResNet with the `base` or `add` head, or any head of the zoo (`head=`, over the three stages).
 
     Args:
         modalities: one image `Modality`.
         task: a classification `Task`.
         depth: int. 6n + 2.
-        variant: str. `"base"` or `"add"`.
+        variant: str. `"base"` or `"add"`: the plain head (and Z: the last stage, or the stages concatenated).
         augment: bool. Random flips and shifts in training.
         dropout: float. Dropout before the `add` head's output layer.
     """
@@ -125,50 +129,25 @@ class ResNetCIFAR(FusionModel):
         self.depth, self.variant, self.augment, self.dropout = depth, variant, augment, dropout
         self.image = _image_modality(self)
         self.backbone = ResNetStages(depth, augment, name="resnet")
-        self.head = MLPHead(self.task.num_classes, (256,) if variant == "add" else (), dropout, name="head")
+        if self.plain_head:
+            self.head = MLPHead(self.task.num_classes, (256,) if variant == "add" else (), dropout, name="head")
         self.concat = layers.Concatenate()
+
+    @property
+    def unimodal_names(self):
+        return STAGES
 
     def forward(self, inputs, training=None):
         stages = self.backbone(inputs[self.image], training=training)
         fused = self.concat(stages) if self.variant == "add" else stages[-1]
-        return {"prediction": self.head(fused, training=training),
-                "unimodal": {f"stage{i + 1}": z for i, z in enumerate(stages)}, "fused": fused}
+        outputs = {"unimodal": dict(zip(STAGES, stages)), "fused": fused}
+        if self.plain_head:
+            outputs["prediction"] = self.head(fused, training=training)
+        return outputs
 
     def get_config(self):
         return {**super().get_config(), "depth": self.depth, "variant": self.variant, "augment": self.augment,
                 "dropout": self.dropout}
-
-
-@_SERIALIZABLE
-class MultiplicativeResNetCIFAR(MultiplicativeModel):
-    """CIFAR ResNet whose three stages are combined by Mul or MulMix (see the module docstring).
-
-    Args:
-        modalities, task: one image modality, a classification task.
-        depth: int. 6n + 2.
-        mix: bool. MulMix instead of Mul.
-        width: int. Size of the stage projections MulMix adds (Mul uses the pooled stages as they are).
-        beta, boosted, margin, branch_weights, head_hidden, dropout: as `MultiplicativeModel`.
-        augment: bool. Random flips and shifts in training.
-    """
-
-    def __init__(self, modalities, task, depth=32, mix=False, width=64, beta=0.5, boosted=False, margin=0.0,
-                 branch_weights=None, head_hidden=(), dropout=0.0, augment=True, **kwargs):
-        super().__init__(modalities, task, 3, mix, beta, boosted, margin, branch_weights, head_hidden, dropout,
-                         **kwargs)
-        self.depth, self.width, self.augment = depth, width, augment
-        self.image = _image_modality(self)
-        self.backbone = ResNetStages(depth, augment, name="resnet")
-        self.projections = [layers.Dense(width, activation="relu", name=f"f_{i + 1}") for i in range(3)] if mix \
-            else []
-
-    def branches(self, inputs, training=None):
-        stages = self.backbone(inputs[self.image], training=training)
-        unimodal = {f"stage{i + 1}": z for i, z in enumerate(stages)}
-        return unimodal, [p(z) for p, z in zip(self.projections, stages)] if self.mix else stages
-
-    def get_config(self):
-        return {**super().get_config(), "depth": self.depth, "width": self.width, "augment": self.augment}
 
 
 @register_model("resnet_cifar", tasks=("classification",))
@@ -177,6 +156,9 @@ def resnet_cifar(modalities, task, depth=32, variant="base", width=64, beta="pap
     """Builds the `variant` ResNet; `"paper"` gives Mul the paper's branch weights (0.3, 0.3, 1.0) and beta 0.3,
     MulMix beta 0.5."""
     if variant in ("base", "add"):
+        if beta != "paper" or branch_weights != "paper":
+            raise ValueError(f"beta and branch_weights configure the multiplicative variants; variant '{variant}' "
+                             f"has a plain head.")
         return ResNetCIFAR(modalities, task, depth, variant, augment, dropout, **kwargs)
     if variant not in ("mul", "mulmix"):
         raise ValueError(f"Unknown variant '{variant}'; resnet_cifar variants: {', '.join(VARIANTS)}.")
@@ -184,6 +166,8 @@ def resnet_cifar(modalities, task, depth=32, variant="base", width=64, beta="pap
         branch_weights = PAPER_BRANCH_WEIGHTS if variant == "mul" else None
     if beta == "paper":
         beta = PAPER_BETA[variant]
-    head_hidden = (PAPER_MIX_HIDDEN,) if variant == "mulmix" else ()
-    return MultiplicativeResNetCIFAR(modalities, task, depth, variant == "mulmix", width, beta, boosted, margin,
-                                     branch_weights, head_hidden, dropout, augment, **kwargs)
+    mix = variant == "mulmix"
+    head = MultiplicativeConfig(mix=mix, beta=beta, boosted=boosted, margin=margin, branch_weights=branch_weights,
+                                hidden=(PAPER_MIX_HIDDEN,) if mix else (), width=width if mix else None,
+                                dropout=dropout, fused_branch=False)
+    return ResNetCIFAR(modalities, task, depth, "base", augment, dropout, head=head, **kwargs)

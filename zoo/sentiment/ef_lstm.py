@@ -41,15 +41,18 @@ class EFLSTM(FusionModel):
         self.embeddings = {m: keras.layers.Dense(embed, use_bias=False, name=f"{m}_embedding")
                            for m in self.modality_names}
         self.lstm = MaskedLSTM(units, dropout, name="lstm")
-        self.head = MLPHead(self.task.output_size, self.hidden, dropout, name="head")
+        if self.plain_head:
+            self.head = MLPHead(self.task.output_size, self.hidden, dropout, name="head")
 
     def forward(self, inputs, training=None):
         mask = ops.any(ops.stack([padding_mask(inputs[m]) for m in self.modality_names]), axis=0)
         steps = [self.embeddings[m](inputs[m]) for m in self.modality_names]
         unimodal = {name: masked_mean(x, mask) for name, x in zip(self.modality_names, steps)}
         fused = self.lstm(ops.concatenate(steps, axis=-1), training=training)
-        return {"prediction": self._head_output(self.head(fused, training=training)), "unimodal": unimodal,
-                "fused": fused}
+        outputs = {"unimodal": unimodal, "fused": fused}
+        if self.plain_head:
+            outputs["prediction"] = self._head_output(self.head(fused, training=training))
+        return outputs
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "embed": self.embed, "hidden": list(self.hidden), "dropout": self.dropout}

@@ -33,7 +33,8 @@ class LMF(FusionModel):
         self.dims, self.units, self.rank, self.hidden, self.dropout = dims, units, rank, tuple(hidden), dropout
         self.subnetworks = {m.name: subnetwork(m, dims, dropout) for m in self.modalities}
         self.fusion = LowRankFusion(units, rank, name="low_rank_fusion")
-        self.head = MLPHead(self.task.output_size, self.hidden, dropout, name="head")
+        if self.plain_head:
+            self.head = MLPHead(self.task.output_size, self.hidden, dropout, name="head")
 
     def forward(self, inputs, training=None):
         return fuse_subnetworks(self, inputs, training)

@@ -53,7 +53,8 @@ class MFN(FusionModel):
         self.proposal = _network(memory, attention_hidden, "tanh", "memory_proposal")
         self.retain = _network(memory, attention_hidden, "sigmoid", "retain_gate")
         self.update = _network(memory, attention_hidden, "sigmoid", "update_gate")
-        self.head = MLPHead(self.task.output_size, self.hidden, dropout, name="head")
+        if self.plain_head:
+            self.head = MLPHead(self.task.output_size, self.hidden, dropout, name="head")
 
     def forward(self, inputs, training=None):
         names = self.modality_names
@@ -75,8 +76,10 @@ class MFN(FusionModel):
             u = keep * proposed + (1 - keep) * u
         unimodal = {m: states[m][0] for m in names}
         fused = ops.concatenate(list(unimodal.values()) + [u], axis=-1)
-        return {"prediction": self._head_output(self.head(fused, training=training)), "unimodal": unimodal,
-                "fused": fused}
+        outputs = {"unimodal": unimodal, "fused": fused}
+        if self.plain_head:
+            outputs["prediction"] = self._head_output(self.head(fused, training=training))
+        return outputs
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "memory": self.memory,

@@ -64,5 +64,7 @@ def fuse_subnetworks(model, inputs, training=None):
     """The forward pass of `tfn` and `lmf`: Z_m from `model.subnetworks`, Z = `model.fusion`, then `model.head`."""
     unimodal = {m: model.subnetworks[m](inputs[m], training=training) for m in model.modality_names}
     fused = model.fusion(list(unimodal.values()))
-    return {"prediction": model._head_output(model.head(fused, training=training)), "unimodal": unimodal,
-            "fused": fused}
+    outputs = {"unimodal": unimodal, "fused": fused}
+    if model.plain_head:
+        outputs["prediction"] = model._head_output(model.head(fused, training=training))
+    return outputs

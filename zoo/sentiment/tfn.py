@@ -33,7 +33,8 @@ class TFN(FusionModel):
         self.dims, self.hidden, self.dropout = dims, tuple(hidden), dropout
         self.subnetworks = {m.name: subnetwork(m, dims, dropout) for m in self.modalities}
         self.fusion = TensorFusion(name="tensor_fusion")
-        self.head = MLPHead(self.task.output_size, self.hidden, dropout, name="head")
+        if self.plain_head:
+            self.head = MLPHead(self.task.output_size, self.hidden, dropout, name="head")
 
     def forward(self, inputs, training=None):
         return fuse_subnetworks(self, inputs, training)
