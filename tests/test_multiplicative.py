@@ -11,6 +11,8 @@ from multisensory import datasets, zoo
 from multisensory.training.losses import MultiplicativeLoss, class_losses, multiplicative_predict
 from multisensory.zoo.multiplicative import MultiplicativeHead, mixtures
 from model_harness import TWO_VECTORS, two_vectors
+from multisensory.training.synergy import SynergyConfig
+from sentiment_fixtures import write_mult_pickle
 
 P1 = np.array([[0.8, 0.2], [0.3, 0.7]], "float32")
 P2 = np.array([[0.6, 0.4], [0.9, 0.1]], "float32")
@@ -153,6 +155,45 @@ def test_resnet_cifar_follows_the_paper_defaults():
     info = datasets.info("cifar10")
     mul = zoo.create("resnet_cifar", info, depth=8, variant="mul", augment=False)
     mulmix = zoo.create("resnet_cifar", info, depth=8, variant="mulmix", augment=False)
-    assert (mul.beta, mul.branch_weights, mul.head_hidden) == (0.3, [0.3, 0.3, 1.0], ())
-    assert (mulmix.beta, mulmix.branch_weights, mulmix.head_hidden) == (0.5, None, (256,))
-    assert all(len(p.hidden) == 1 for p in mulmix.head.predictors)  # a hidden layer in each of the 7 predictors
+    head, mix = mul.multiplicative, mulmix.multiplicative
+    assert (head.beta, head.branch_weights, head.hidden, head.fused_branch) == (0.3, [0.3, 0.3, 1.0], (), False)
+    assert (mix.beta, mix.branch_weights, mix.hidden, mix.width) == (0.5, None, (256,), 64)
+    predictors = mulmix.multiplicative_head.predictors
+    assert len(predictors) == 7 and all(p.hidden == (256,) for p in predictors)
+
+
+def test_the_multiplicative_head_on_a_regression_task_points_to_the_binary_view():
+    with pytest.raises(ValueError, match="classification task.*binary='has0' or 'non0'"):
+        zoo.create("tfn", datasets.info("mosi"), head="mul")
+    with pytest.raises(ValueError, match="Unknown head 'product'; heads: plain, mul, mulmix"):
+        zoo.create("tfn", "synthetic_av", head="product")
+    with pytest.raises(ValueError, match=r"no setting\(s\) \['betta'\]"):
+        zoo.create("tfn", "synthetic_av", head={"type": "mul", "betta": 0.3})
+
+
+def test_binary_sentiment_view_and_the_design_composition(tmp_path):
+    """mosi as Acc-2's 2-class task; "MulT backbone + MMLatch feedback + synergy + multiplicative head" trains."""
+    import pickle
+
+    data = write_mult_pickle(tmp_path / "mosi", length=6)
+    data["train"]["labels"][:4] = 0.0
+    (tmp_path / "mosi" / "mosi_data.pkl").write_bytes(pickle.dumps(data))
+    scores = data["train"]["labels"].reshape(-1)
+    for view, expected in (("has0", (scores >= 0).astype("int32")), ("non0", (scores[scores != 0] > 0).astype("int32"))):
+        labels = np.concatenate([y.numpy() for _, y in datasets.load(
+            "mosi", "train", data_dir=str(tmp_path), batch_size=64, shuffle=False, binary=view)])
+        np.testing.assert_array_equal(labels, expected)
+    info = datasets.info("mosi", data_dir=str(tmp_path), binary="non0")
+    assert info.task.type == "classification" and info.task.num_classes == 2
+    assert info.splits["train"] == len(scores) - 4
+    with pytest.raises(ValueError, match="binary must be one of"):
+        datasets.load("mosi", "train", data_dir=str(tmp_path), binary="yes")
+
+    keras.utils.set_random_seed(0)
+    model = zoo.create("mmlatch", info, backbone="mult", head="mul", synergy=SynergyConfig(), units=8, num_layers=1,
+                       heads=2, dropout=0.0)
+    model.compile()
+    train = datasets.load("mosi", "train", data_dir=str(tmp_path), batch_size=16, binary="non0")
+    history = model.fit(train, epochs=2, verbose=0).history
+    assert np.all(np.isfinite(history["loss"])) and {"accuracy", "auc", "synergy_l2"} <= set(history)
+    assert "masks" in model(next(iter(train))[0], return_outputs=True)
