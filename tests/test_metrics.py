@@ -90,3 +90,11 @@ def test_task_metrics_defaults_and_unknown_names():
     assert [m.name for m in task_metrics(Task("regression"))] == ["mae", "pearson"]
     with pytest.raises(ValueError, match="Unknown metric"):
         task_metrics(Task("regression", metrics=("r2",)))
+
+
+def test_model_selection_uses_the_tasks_main_validation_metric():
+    from multisensory import datasets
+    from multisensory.training.metrics import selection_metric
+
+    assert selection_metric(datasets.info("synthetic_av").task) == ("val_accuracy", "max")
+    assert selection_metric(datasets.info("mosi").task) == ("val_mae", "min")

@@ -150,7 +150,7 @@ def test_paper_training_defaults():
     model.compile()
     assert isinstance(model.optimizer, keras.optimizers.Adam) and np.isclose(float(model.optimizer.learning_rate), 5e-4)
     assert isinstance(model.loss, keras.losses.MeanAbsoluteError)
-    plateau, stopping = model.recipe()
+    plateau, stopping = model.recipe(epochs=20)
     assert (plateau.factor, plateau.patience, plateau.monitor) == (0.5, 2, "val_loss")
     assert (stopping.patience, stopping.monitor) == (10, "val_loss")
 

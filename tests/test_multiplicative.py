@@ -197,3 +197,29 @@ def test_binary_sentiment_view_and_the_design_composition(tmp_path):
     history = model.fit(train, epochs=2, verbose=0).history
     assert np.all(np.isfinite(history["loss"])) and {"accuracy", "auc", "synergy_l2"} <= set(history)
     assert "masks" in model(next(iter(train))[0], return_outputs=True)
+
+
+def test_liu_recipes_sgd_momentum_step_schedule_and_weight_decay():
+    from multisensory.zoo.recipes import StepDecay
+
+    for name, info, config, decay in (("resnet_cifar", datasets.info("cifar10"), {"depth": 8, "variant": "mul"}, 2e-4),
+                                      ("higgs_mlp", TWO_VECTORS, {"variant": "add", "width": 8}, 2e-5)):
+        model = zoo.create(name, info, **config)
+        model.compile()
+        optimizer = model.optimizer
+        assert isinstance(optimizer, keras.optimizers.SGD) and model.recipe_batch_size == 100
+        assert (float(optimizer.learning_rate), optimizer.momentum, optimizer.weight_decay) == \
+            pytest.approx((0.1, 0.9, decay))
+        (step,) = model.recipe(epochs=8)
+        step.set_model(model)
+        rates = []
+        for epoch in range(8):  # 0.1 until epoch 4, 0.01 until epoch 6, then 0.001
+            step.on_epoch_begin(epoch)
+            rates.append(float(model.optimizer.learning_rate))
+        np.testing.assert_allclose(rates, [0.1] * 4 + [0.01] * 2 + [0.001] * 2, rtol=1e-6)
+        assert isinstance(step, StepDecay)
+    adam = zoo.create("higgs_mlp", TWO_VECTORS, variant="add", width=8, recipe=None)
+    adam.compile()
+    assert isinstance(adam.optimizer, keras.optimizers.Adam) and adam.recipe(epochs=8) == []
+    with pytest.raises(ValueError, match="Unknown recipe 'liu'; recipes: liu_cifar, liu_higgs, mmlatch"):
+        zoo.create("mul", TWO_VECTORS, recipe="liu")

@@ -63,7 +63,7 @@ def _add_train_args(parser):
     parser.add_argument("--config", action="append", metavar="KEY=VALUE",
                         help="model configuration, e.g. width=32 (repeatable)")
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, help="default: the model's recipe's, else 32")
     parser.add_argument("--out", help="output directory (default runs/<model>-<dataset>)")
 
 

@@ -199,6 +199,17 @@ _FACTORIES = {
 _DEFAULTS = {"classification": ("accuracy", "error", "auc"), "regression": ("mae", "pearson")}
 
 
+MINIMISED = ("mae", "error", "loss")  # every other metric is better when larger
+
+
+def selection_metric(task):
+    """(monitor, mode) of model selection: the validation value of the task's main (first) metric, e.g.
+    ("val_accuracy", "max") or ("val_mae", "min"). Not `val_loss`, which holds training-only terms such as the
+    synergy regulariser's beta L_reg."""
+    name = (task.metrics or _DEFAULTS[task.type])[0]
+    return f"val_{name}", "min" if name in MINIMISED else "max"
+
+
 def task_metrics(task):
     """Fresh metric objects for a `Task`: the names in `task.metrics`, else the defaults of its type."""
     names = task.metrics or _DEFAULTS[task.type]

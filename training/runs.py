@@ -5,7 +5,8 @@ A training run writes into its output directory:
     logs/                 TensorBoard logs (scalars of every metric, per epoch)
     backup/               `BackupAndRestore` state: rerunning the same command resumes an interrupted run
                           at the epoch it stopped (removed when the run completes)
-    best.keras            the model of the epoch with the lowest validation loss
+    best.keras            the model of the epoch with the best validation task metric (`metrics.selection_metric`:
+                          val_accuracy, val_mae, ...), not val_loss, which holds training-only terms
     model.keras           the final model
     metrics.json          test metrics of the final model, with the run's settings
     export/<model>/<v>/   a SavedModel in TF-Serving layout (see `multisensory.exports`)
@@ -22,6 +23,8 @@ import keras
 from multisensory import datasets, zoo
 from multisensory.exports import export_saved_model
 
+from .metrics import selection_metric
+
 
 def write_json(path, payload):
     """Writes a report (metrics, settings) as indented JSON."""
@@ -34,7 +37,7 @@ def read_json(path):
         return json.load(f)
 
 
-def train(model, dataset, out, data_dir=None, epochs=5, batch_size=32, noise=None, dropout=None, drop=(), seed=0,
+def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=None, dropout=None, drop=(), seed=0,
           config=None, dataset_options=None, callbacks=(), export=True, verbose="auto"):
     """Trains a zoo model with `model.fit` and returns the test metrics (a dict).
 
@@ -43,32 +46,36 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=32, noise=Non
         dataset: str. Dataset name.
         out: str. Output directory (see the module docstring).
         data_dir: str. Directory of the dataset's files (default `$MULTISENSORY_DATA`).
-        epochs, batch_size, seed: training settings; `seed` also seeds the data.
+        epochs, batch_size, seed: training settings; `seed` also seeds the data. `batch_size=None` takes the model's
+            recipe's (`multisensory.zoo.recipes`), else 32.
         noise: dict. Modality to SNR of white noise, in every split.
         dropout: dict. Modality to per-example dropout probability, in training only.
         drop: iterable of str. Modalities zeroed in every split (unimodal baselines).
         config: dict. Model configuration passed to `zoo.create`.
         dataset_options: dict. Options passed to `datasets.load`.
-        callbacks: extra Keras callbacks (after those of the model's own `recipe()`, when it has one).
+        callbacks: extra Keras callbacks (after the schedule of the model's recipe, `net.recipe(epochs)`).
         export: bool. Write the SavedModel export.
         verbose: Keras `fit` verbosity ("auto" shows the progress bar).
     """
     config, dataset_options = dict(config or {}), dict(dataset_options or {})
     os.makedirs(out, exist_ok=True)
     keras.utils.set_random_seed(seed)
+    data_info = datasets.info(dataset, data_dir=data_dir or os.environ.get(datasets.DATA_ENV), **dataset_options)
+    net = zoo.create(model, data_info, **config)
+    net.compile()
+    batch_size = batch_size or net.recipe_batch_size or 32
+    monitor, mode = selection_metric(net.task)
     # Modality dropout is training augmentation: the train split alone gets it.
     data = {split: datasets.load(dataset, split, data_dir=data_dir, batch_size=batch_size, noise=noise,
                                  dropout=dropout if split == "train" else None, drop=drop, seed=seed,
                                  **dataset_options)
             for split in ("train", "validation", "test")}
-    data_info = datasets.info(dataset, data_dir=data_dir or os.environ.get(datasets.DATA_ENV), **dataset_options)
-    net = zoo.create(model, data_info, **config)
-    net.compile()
     net.fit(data["train"], validation_data=data["validation"], epochs=epochs, verbose=verbose, callbacks=[
         keras.callbacks.TensorBoard(os.path.join(out, "logs")),
         keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),
-        keras.callbacks.ModelCheckpoint(os.path.join(out, "best.keras"), monitor="val_loss", save_best_only=True),
-        *(net.recipe() if hasattr(net, "recipe") else ()), *callbacks])
+        keras.callbacks.ModelCheckpoint(os.path.join(out, "best.keras"), monitor=monitor, mode=mode,
+                                        save_best_only=True),
+        *net.recipe(epochs), *callbacks])
     metrics = _floats(net.evaluate(data["test"], return_dict=True, verbose=0))
     net.save(os.path.join(out, "model.keras"))
     settings = {"model": model, "dataset": dataset, "config": config, "dataset_options": dataset_options,

@@ -41,6 +41,7 @@ from multisensory.datasets.dataset_info import Modality, Task
 from multisensory.training.losses import MultiplicativeLoss, class_losses
 
 from .multiplicative_head import MultiplicativeConfig, MultiplicativeHead
+from .recipes import get_recipe
 
 
 def check_inputs(inputs, modalities):
@@ -77,12 +78,19 @@ class FusionModel(keras.Model):
         task: `Task` or its config.
         synergy: `SynergyConfig` (or its config), or None.
         head: "plain", "mul", "mulmix", a `MultiplicativeConfig` or its config (see the module docstring).
+        recipe: str or None. A paper's training recipe (`multisensory.zoo.recipes`): the optimiser `compile()`
+            builds by default, the schedule `recipe(epochs)` returns as callbacks, its batch size; None for the
+            zoo's default (Adam at `default_learning_rate`, no schedule); the class's `default_recipe` when omitted.
     """
 
     default_learning_rate = 1e-3  # of the optimiser `compile()` creates by default
+    default_recipe = None
 
-    def __init__(self, modalities, task, synergy=None, head="plain", **kwargs):
+    def __init__(self, modalities, task, synergy=None, head="plain", recipe="default", **kwargs):
         super().__init__(**kwargs)
+        self.recipe_name = self.default_recipe if recipe == "default" else recipe
+        if self.recipe_name is not None:
+            get_recipe(self.recipe_name)  # unknown names list the known ones
         self.modalities = tuple(Modality.from_config(m) for m in modalities)
         self.task = Task.from_config(task)
         self.multiplicative = MultiplicativeConfig.parse(head)
@@ -103,6 +111,15 @@ class FusionModel(keras.Model):
     @property
     def modality_names(self):
         return tuple(m.name for m in self.modalities)
+
+    def recipe(self, epochs=None):
+        """The schedule of the model's recipe as Keras callbacks for a run of `epochs` (none without a recipe)."""
+        return [] if self.recipe_name is None else get_recipe(self.recipe_name).callbacks(epochs)
+
+    @property
+    def recipe_batch_size(self):
+        """The batch size of the model's recipe, or None."""
+        return None if self.recipe_name is None else get_recipe(self.recipe_name).batch_size
 
     @property
     def unimodal_names(self):
@@ -220,8 +237,8 @@ class FusionModel(keras.Model):
         return outputs if self.task.type == "classification" else keras.ops.squeeze(outputs, -1)
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
-        """Keras `compile` with task defaults: Adam(`default_learning_rate`), cross-entropy on logits or MAE, the
-        task's metrics.
+        """Keras `compile` with task defaults: the recipe's optimiser, or Adam(`default_learning_rate`),
+        cross-entropy on logits or MAE, the task's metrics.
 
         With synergy the default is AdamW with clipnorm 5 (the paper's Appendix C), and the C-Network's own
         optimiser is created and built here, so that compiling inside a strategy scope places it there. With the
@@ -234,7 +251,10 @@ class FusionModel(keras.Model):
                 raise ValueError("A model with the multiplicative head minimises its own loss (configure beta, boosted, "
                                  "margin and branch_weights in `head`); compile it without `loss`.")
             loss = None
-        if optimizer == "auto":
+        recipe = None if self.recipe_name is None else get_recipe(self.recipe_name)
+        if optimizer == "auto" and recipe is not None and recipe.optimizer is not None:
+            optimizer = recipe.optimizer()
+        elif optimizer == "auto":
             rate = self.default_learning_rate
             optimizer = (keras.optimizers.Adam(rate) if self.cnetwork is None
                          else keras.optimizers.AdamW(rate, clipnorm=self.synergy.clipnorm))
@@ -264,6 +284,8 @@ class FusionModel(keras.Model):
             config["synergy"] = self.synergy.get_config()
         if not self.plain_head:
             config["head"] = self.multiplicative.get_config()
+        if self.recipe_name != self.default_recipe:
+            config["recipe"] = self.recipe_name
         return config
 
     @classmethod

@@ -36,13 +36,13 @@ def _lookup(name):
 def config_keys(name):
     """The configuration keys a model accepts besides `modalities` and `task`.
 
-    Every model takes `synergy` (the base `FusionModel`'s); class-registered models also take `head`, while the
-    function-registered presets choose their head themselves (`variant=`, or `mul`/`mulmix`).
+    Every model takes `synergy` and `recipe` (the base `FusionModel`'s); class-registered models also take `head`,
+    while the function-registered presets choose their head themselves (`variant=`, or `mul`/`mulmix`).
     """
     builder = _lookup(name)[0]
     params = inspect.signature(builder.__init__ if inspect.isclass(builder) else builder).parameters
     keys = [p for p in params if p not in ("self", "modalities", "task", "kwargs")]
-    shared = ("synergy", "head") if inspect.isclass(builder) else ("synergy",)
+    shared = ("synergy", "head", "recipe") if inspect.isclass(builder) else ("synergy", "recipe")
     return keys + [k for k in shared if k not in keys]
 
 

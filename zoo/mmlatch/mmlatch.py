@@ -49,6 +49,7 @@ class MMLatch(FusionModel):
     """
 
     default_learning_rate = 5e-4  # the paper's Adam
+    default_recipe = "mmlatch"
 
     def __init__(self, modalities, task, feedback="lstm", backbone="lstm", units=100, dropout=0.2, num_layers=4,
                  heads=4, **kwargs):
@@ -109,12 +110,6 @@ class MMLatch(FusionModel):
         if self.plain_head:
             outputs["prediction"] = self._head_output(self.head(self.head_dropout(core["fused"], training=training)))
         return outputs
-
-    @staticmethod
-    def recipe():
-        """The paper's schedule as Keras callbacks: halve the rate after 2 stale epochs, stop after 10."""
-        return [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=2),
-                keras.callbacks.EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)]
 
     def get_config(self):
         return {**super().get_config(), "feedback": self.feedback, "backbone": self.backbone, "units": self.units,

@@ -23,8 +23,10 @@ VARIANTS = ("base", "early", "add", "mul", "mulmix")
 
 @register_model("higgs_mlp", tasks=("classification",))
 def higgs_mlp(modalities, task, variant="mul", modality=None, width=300, beta=0.5, boosted=False, margin=0.0,
-              dropout=0.0, **kwargs):
-    """Builds the `variant` network (see the module docstring)."""
+              dropout=0.0, recipe="liu_higgs", **kwargs):
+    """Builds the `variant` network (see the module docstring); it trains with Liu et al.'s recipe
+    (`multisensory.zoo.recipes`; `recipe=None`: Adam)."""
+    kwargs["recipe"] = recipe
     if modality is not None and variant != "base":
         raise ValueError(f"`modality` chooses the input of the 'base' variant; variant '{variant}' uses them all.")
     if variant == "base":

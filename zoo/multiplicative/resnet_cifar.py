@@ -152,14 +152,14 @@ class ResNetCIFAR(FusionModel):
 
 @register_model("resnet_cifar", tasks=("classification",))
 def resnet_cifar(modalities, task, depth=32, variant="base", width=64, beta="paper", boosted=False, margin=0.0,
-                 branch_weights="paper", augment=True, dropout=0.0, **kwargs):
+                 branch_weights="paper", augment=True, dropout=0.0, recipe="liu_cifar", **kwargs):
     """Builds the `variant` ResNet; `"paper"` gives Mul the paper's branch weights (0.3, 0.3, 1.0) and beta 0.3,
-    MulMix beta 0.5."""
+    MulMix beta 0.5. It trains with Liu et al.'s recipe (`multisensory.zoo.recipes`; `recipe=None`: Adam)."""
     if variant in ("base", "add"):
         if beta != "paper" or branch_weights != "paper":
             raise ValueError(f"beta and branch_weights configure the multiplicative variants; variant '{variant}' "
                              f"has a plain head.")
-        return ResNetCIFAR(modalities, task, depth, variant, augment, dropout, **kwargs)
+        return ResNetCIFAR(modalities, task, depth, variant, augment, dropout, recipe=recipe, **kwargs)
     if variant not in ("mul", "mulmix"):
         raise ValueError(f"Unknown variant '{variant}'; resnet_cifar variants: {', '.join(VARIANTS)}.")
     if branch_weights == "paper":
@@ -170,4 +170,4 @@ def resnet_cifar(modalities, task, depth=32, variant="base", width=64, beta="pap
     head = MultiplicativeConfig(mix=mix, beta=beta, boosted=boosted, margin=margin, branch_weights=branch_weights,
                                 hidden=(PAPER_MIX_HIDDEN,) if mix else (), width=width if mix else None,
                                 dropout=dropout, fused_branch=False)
-    return ResNetCIFAR(modalities, task, depth, "base", augment, dropout, head=head, **kwargs)
+    return ResNetCIFAR(modalities, task, depth, "base", augment, dropout, head=head, recipe=recipe, **kwargs)
