@@ -126,6 +126,17 @@ def test_reconstruction_targets_and_divergences():
     fused = np.full((6, 40), 2.0, "float32")
     unimodal = _cnetwork()
     assert unimodal.reconstructions["a"].output_shape == (None, 3)
+    # Q_i is the paper's four-layer LeakyReLU network: three hidden layers of `hidden`, a linear output.
+    dense = unimodal.reconstructions["a"].layers
+    assert [d.units for d in dense] == [32, 32, 32, 3]
+    assert [d.activation.__name__ for d in dense] == ["leaky_relu"] * 3 + ["linear"]
+    x = np.linspace(-1, 1, 8, dtype="float32").reshape(2, 4)
+    h = x
+    for d in dense[:3]:
+        h = h @ d.kernel.numpy() + d.bias.numpy()
+        h = np.where(h > 0, h, 0.2 * h)  # Keras' leaky_relu slope
+    np.testing.assert_allclose(unimodal.reconstructions["a"](x), h @ dense[3].kernel.numpy() + dense[3].bias.numpy(),
+                               rtol=1e-5, atol=1e-6)
     by_hand = sum(np.mean(np.sum((unimodal.reconstructions[m](z[o]) - z[m]) ** 2, -1)) for m, o in (("a", "b"),
                                                                                                     ("b", "a")))
     assert float(unimodal.reconstruction(z, fused)) == pytest.approx(float(by_hand), rel=1e-5)

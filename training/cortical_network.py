@@ -1,11 +1,14 @@
 """The C-Network of Shankar's synergy regulariser (arXiv 2110.00385, section 4 and Appendix D): the training-only
 networks that measure L_reg = gamma_l2 L_L2 + gamma_d L_d + gamma_kappa L_kappa on a model's Z_1..Z_M and Z.
 
-- Reconstruction: Q_i, a one-hidden-layer ReLU network, predicts Z_i from the concatenated Z_{-i};
+- Reconstruction: Q_i, a four-layer LeakyReLU network as in the paper's appendix D (three hidden layers of
+  `hidden` units, then a linear output), predicts Z_i from the concatenated Z_{-i};
   L_L2 = sum_i mean_batch ||Q_i(Z_{-i}) - Z_i||^2. The main text's target is Z_i (default); Appendix D writes the
   fused Z (`target="fused"`).
 - Alignment: L_d = sum_i d(p(g_i(Z_i)), p(g_i(Z))). g_i is a fixed random projection to `projection_dim` followed
-  by affine coupling layers (Dinh et al. 2017), invertible, so that it cannot collapse its input. Z_i and Z differ in
+  by affine coupling layers (Dinh et al. 2017), invertible, so that it cannot collapse its input: the paper's g_i is
+  a four-layer LeakyReLU MLP, which could map both distributions to one point and make any divergence 0; the
+  couplings' scale and shift networks are four-layer LeakyReLU MLPs like it. Z_i and Z differ in
   size, so g_i holds two fixed projections (one per input size) in front of one shared coupling stack: this is the
   choice where the paper leaves the sizes open. d is `mmd`, or KL through the Donsker-Varadhan bound with a critic
   T_i per modality. The critic estimates the divergence, so it must ascend the bound while every other weight
@@ -14,7 +17,16 @@ networks that measure L_reg = gamma_l2 L_L2 + gamma_d L_d + gamma_kappa L_kappa 
 - Kurtosis: L_kappa = sum over Z_1..Z_M, Z of `regularised_kurtosis` with S the bias-corrected exponential moving
   average (decay alpha) of batch covariances, held constant for the gradient and kept as non-trainable state
   (updated in training only). Feature sets larger than `kurtosis_dim` are measured through a fixed random projection
-  (a TFN's Z has (d + 1)^3 features, whose covariance could not be inverted every step).
+  (a TFN's Z has (d + 1)^3 features, whose covariance could not be inverted every step). Three departures from the
+  paper's appendix D, each chosen:
+  * The paper clips the difference vectors Z_diff only where they enter the covariance update; here they are
+    clipped (to `max_norm`) inside the quadratic form too, which bounds each example's term, so one outlier cannot
+    dominate the loss or its gradient. The covariance is updated from the unclipped batch covariance.
+  * The paper writes S = alpha S + batch covariance, a sum that grows to 1 / (1 - alpha) times the covariance and
+    starts at one batch: read literally, it scales the kurtosis by (1 - alpha)^2 once warmed up. Here S is the
+    average alpha S + (1 - alpha) batch, divided by 1 - alpha^t after t updates (Adam's bias correction), so that S
+    estimates the covariance from the first step on and gamma_kappa keeps its meaning.
+  * The random projection above `kurtosis_dim` features: the paper's feature sets are small enough to invert.
 
 Under `tf.distribute` the model gathers Z_i and Z from all replicas first, so the batch statistics (MMD, covariance)
 are those of the global batch, exactly as on one device.
@@ -25,6 +37,15 @@ import tensorflow as tf
 from keras import layers, ops
 
 from .synergy import SynergyConfig, batch_covariance, donsker_varadhan, mmd, regularised_kurtosis
+
+
+MLP_LAYERS = 4  # Q_i and g_i of the paper's appendix D: four-layer LeakyReLU networks
+
+
+def leaky_mlp(hidden, units, name=None):
+    """`MLP_LAYERS` dense layers: LeakyReLU hidden layers of `hidden` units, then a linear one of `units`."""
+    return keras.Sequential([layers.Dense(hidden, activation="leaky_relu") for _ in range(MLP_LAYERS - 1)]
+                            + [layers.Dense(units)], name=name)
 
 
 @tf.custom_gradient
@@ -66,8 +87,7 @@ class AffineCoupling(layers.Layer):
     def build(self, input_shape):
         size = input_shape[-1]
         self.split = size // 2
-        self.net = keras.Sequential([layers.Dense(self.hidden, activation="relu"),
-                                     layers.Dense(2 * (size - self.split))])
+        self.net = leaky_mlp(self.hidden, 2 * (size - self.split))
         self.net.build((None, self.split))
 
     def _scale_shift(self, a):
@@ -173,8 +193,7 @@ class CNetwork(layers.Layer):
         self.reconstructions = {}
         for m in self.modality_names:
             target = shapes["fused" if s.target == "fused" else m][-1]
-            self.reconstructions[m] = keras.Sequential(
-                [layers.Dense(s.hidden, activation="relu"), layers.Dense(target)], name=f"q_{m}")
+            self.reconstructions[m] = leaky_mlp(s.hidden, target, name=f"q_{m}")
             self.reconstructions[m].build((None, sum(unimodal_shape[o][-1] for o in self.modality_names if o != m)))
             self.alignments[m].build(unimodal_shape[m], fused_shape)
             if m in self.critics:
