@@ -100,6 +100,20 @@ def build_parser():
     study.add_argument("--models", type=_drop, help="synergy-dropped: zoo models (default ef_lstm,tfn,lmf,mfn)")
     study.add_argument("--synergy", action="append", default=[], metavar="KEY=VALUE",
                        help="synergy-dropped: a SynergyConfig setting, e.g. divergence=kl (repeatable)")
+    tune = sub.add_parser("tune", help="a KerasTuner study of a zoo model (see multisensory.training.tuning)")
+    tune.add_argument("--model", required=True, help="zoo model name (see `multisensory list`)")
+    _add_data_args(tune, with_dropout=False)
+    tune.add_argument("--config", action="append", metavar="KEY=VALUE",
+                      help="fixed model configuration, not searched (repeatable); synergy= and head= add their spaces")
+    tune.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random")
+    tune.add_argument("--max-trials", type=int, default=10)
+    tune.add_argument("--objective", help="e.g. val_auc (default: the task's main validation metric)")
+    tune.add_argument("--epochs", type=int, default=5, help="epochs per trial (hyperband: the most per trial)")
+    tune.add_argument("--batch-size", type=int, default=32)
+    tune.add_argument("--directory", default="studies")
+    tune.add_argument("--project-name", help="default <model>-<dataset>")
+    tune.add_argument("--overwrite", action="store_true", help="start over instead of resuming the study")
+    tune.add_argument("--summary", action="store_true", help="print the best trials")
     grid_diff = sub.add_parser("grid-diff", help="difference heatmap of two SNR grids (a minus b)")
     grid_diff.add_argument("a", help="snr_grid.csv of the first model")
     grid_diff.add_argument("b", help="snr_grid.csv of the second model")
@@ -171,6 +185,22 @@ def _robustness(args):
     print("\n".join(files))
 
 
+def _tune(args):
+    from multisensory.training import tuning
+
+    project = args.project_name or f"{args.model}-{args.dataset}"
+    study, metrics = tuning.tune(args.model, args.dataset, directory=args.directory, project_name=project,
+                                 tuner_name=args.tuner, max_trials=args.max_trials, objective_name=args.objective,
+                                 epochs=args.epochs, batch_size=args.batch_size, data_dir=args.data_dir,
+                                 seed=args.seed, config=parse_assignments(args.config),
+                                 dataset_options=parse_assignments(args.dataset_option), noise=args.noise,
+                                 drop=_drop(args.drop), overwrite=args.overwrite)
+    if args.summary:
+        study.results_summary(num_trials=3)
+    _print_metrics(f"test metrics of the best trial ({os.path.join(args.directory, project, 'best')}):", metrics)
+    print(f"tensorboard --logdir {os.path.join(args.directory, project, 'logs')}")
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from multisensory import datasets, zoo
@@ -196,6 +226,8 @@ def main(argv=None):
                 print(f"{run:>16s}" + "".join(f"{metrics[n]:>10.4f}" for n in names))
         elif args.command == "evaluate" and args.robustness:
             _robustness(args)
+        elif args.command == "tune":
+            _tune(args)
         elif args.command == "study" and args.name == "synergy-dropped":
             from multisensory.training import studies
 

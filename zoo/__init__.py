@@ -8,10 +8,10 @@ from .fusion_model import FusionModel, check_inputs
 from .mmlatch import MMLatch, MulT
 from .multiplicative import ResNetCIFAR
 from .multiplicative_head import MultiplicativeConfig, MultiplicativeHead
-from .registry import config_keys, create, list_models, register_model
+from .registry import config_keys, create, list_models, register_model, sample_config
 from .sentiment import EFLSTM, LMF, MFN, TFN
 
-__all__ = ["create", "list_models", "register_model", "config_keys", "FusionModel", "check_inputs",
+__all__ = ["create", "list_models", "register_model", "config_keys", "sample_config", "FusionModel", "check_inputs",
            "EarlyFusion", "LateFusion", "AdditiveFusion", "Unimodal", "MultiplicativeConfig", "MultiplicativeHead",
            "ResNetCIFAR", "CLSTMAV", "ConvLSTMFusion", "EFLSTM", "TFN", "LMF", "MFN",
            "MMLatch", "MulT", "ImageEncoder", "TemporalEncoder", "VectorEncoder", "MLPHead", "encoder_for"]

@@ -11,11 +11,13 @@ _REGISTRY = {}
 TASK_TYPES = ("classification", "regression")
 
 
-def register_model(name, tasks=TASK_TYPES):
-    """Decorator registering a model builder under `name`, for the task types it supports."""
+def register_model(name, tasks=TASK_TYPES, search_space=None):
+    """Decorator registering a model builder under `name`, for the task types it supports, with its KerasTuner
+    search space ({config key: spec}, or a function of the fixed configuration returning one; see
+    `multisensory.zoo.search_space`)."""
 
     def decorator(builder):
-        _REGISTRY[name] = (builder, tuple(tasks))
+        _REGISTRY[name] = (builder, tuple(tasks), search_space or {})
         return builder
 
     return decorator
@@ -23,7 +25,7 @@ def register_model(name, tasks=TASK_TYPES):
 
 def list_models(pattern="*", task=None):
     """Registered model names matching a shell-style wildcard pattern (and supporting `task`, if given), sorted."""
-    return sorted(n for n, (_, tasks) in _REGISTRY.items()
+    return sorted(n for n, (_, tasks, _) in _REGISTRY.items()
                   if fnmatch.fnmatch(n, pattern) and (task is None or task in tasks))
 
 
@@ -46,6 +48,14 @@ def config_keys(name):
     return keys + [k for k in shared if k not in keys]
 
 
+def sample_config(name, hp, config=None):
+    """(configuration, training settings) of model `name` drawn from its search space and those of the stages its
+    `config` turns on (`multisensory.zoo.search_space.sample`); keys `config` fixes are not searched."""
+    from .search_space import sample
+
+    return sample(_lookup(name)[2], hp, config or {})
+
+
 def create(name, dataset_info, **config):
     """Builds a zoo model for a dataset.
 
@@ -59,7 +69,7 @@ def create(name, dataset_info, **config):
     """
     from multisensory import datasets
 
-    builder, tasks = _lookup(name)
+    builder, tasks, _ = _lookup(name)
     if isinstance(dataset_info, str):
         dataset_info = datasets.info(dataset_info)
     if dataset_info.task.type not in tasks:

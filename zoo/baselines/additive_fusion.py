@@ -11,11 +11,13 @@ from keras import ops
 from ..encoders import MLPHead, encoder_for
 from ..fusion_model import FusionModel
 from ..registry import register_model
+from ..search_space import choice, float_range
 
 COMBINE = ("sum", "concat")
 
 
-@register_model("additive_fusion")
+@register_model("additive_fusion", search_space={"width": choice(32, 64, 128), "combine": choice("sum", "concat"),
+                                                    "dropout": float_range(0.0, 0.5, 0.1)})
 @keras.saving.register_keras_serializable(package="multisensory")
 class AdditiveFusion(FusionModel):
     """Per-modality encoders, summed or concatenated embeddings, MLP head.

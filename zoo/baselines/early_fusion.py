@@ -10,9 +10,10 @@ import keras
 from ..encoders import MLPHead
 from ..fusion_model import FusionModel
 from ..registry import register_model
+from ..search_space import float_range
 
 
-@register_model("early_fusion")
+@register_model("early_fusion", search_space={"dropout": float_range(0.0, 0.5, 0.1)})
 @keras.saving.register_keras_serializable(package="multisensory")
 class EarlyFusion(FusionModel):
     """One MLP over the concatenation of all flattened modalities.

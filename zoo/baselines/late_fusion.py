@@ -13,9 +13,10 @@ from keras import ops
 from ..encoders import MLPHead, encoder_for
 from ..fusion_model import FusionModel
 from ..registry import register_model
+from ..search_space import choice, float_range
 
 
-@register_model("late_fusion")
+@register_model("late_fusion", search_space={"width": choice(32, 64, 128), "dropout": float_range(0.0, 0.5, 0.1)})
 @keras.saving.register_keras_serializable(package="multisensory")
 class LateFusion(FusionModel):
     """Per-modality encoder + head, decisions averaged.

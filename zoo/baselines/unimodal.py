@@ -10,9 +10,10 @@ import keras
 from ..encoders import MLPHead, encoder_for
 from ..fusion_model import FusionModel
 from ..registry import register_model
+from ..search_space import choice, float_range
 
 
-@register_model("unimodal")
+@register_model("unimodal", search_space={"width": choice(32, 64, 128), "dropout": float_range(0.0, 0.5, 0.1)})
 @keras.saving.register_keras_serializable(package="multisensory")
 class Unimodal(FusionModel):
     """Encoder and MLP head of one modality.

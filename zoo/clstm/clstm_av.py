@@ -23,12 +23,13 @@ from keras import layers, ops
 
 from ..fusion_model import FusionModel
 from ..registry import register_model
+from ..search_space import choice, float_range
 from .conv_lstm_fusion import ConvLSTMFusion
 
 FUSIONS = ("initial", "second", "fc")
 
 
-@register_model("clstm_av", tasks=("classification",))
+@register_model("clstm_av", tasks=("classification",), search_space={"filters": choice(16, 32, 64)})
 @keras.saving.register_keras_serializable(package="multisensory")
 class CLSTMAV(FusionModel):
     """Image + audio-spectrogram classifier fusing at the depth `fusion` (see the module docstring).

@@ -25,6 +25,7 @@ from keras import layers, ops
 
 from ..fusion_model import FusionModel
 from ..registry import register_model
+from ..search_space import choice, float_range
 from .latch_core import LatchCore
 from .mult_core import MulTCore
 from .sequences import sequence_shape, sequence_views
@@ -33,7 +34,7 @@ FEEDBACKS = ("lstm", "dense", None)
 BACKBONES = ("lstm", "mult")
 
 
-@register_model("mmlatch")
+@register_model("mmlatch", search_space={"units": choice(64, 100), "dropout": float_range(0.0, 0.4, 0.1)})
 @keras.saving.register_keras_serializable(package="multisensory")
 class MMLatch(FusionModel):
     """MMLatch (see the module docstring).

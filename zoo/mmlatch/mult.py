@@ -12,6 +12,7 @@ from keras import layers, ops
 
 from ..fusion_model import FusionModel
 from ..registry import register_model
+from ..search_space import choice, float_range
 from .mult_core import MulTCore
 from .sequences import sequence_views
 
@@ -39,7 +40,8 @@ class ResidualOutput(layers.Layer):
         return {**super().get_config(), "output_size": self.output_size, "dropout": self.dropout}
 
 
-@register_model("mult")
+@register_model("mult", search_space={"units": choice(16, 32, 40), "num_layers": choice(2, 4),
+                                         "dropout": float_range(0.0, 0.3, 0.1)})
 @keras.saving.register_keras_serializable(package="multisensory")
 class MulT(FusionModel):
     """Multimodal Transformer.

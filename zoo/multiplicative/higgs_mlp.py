@@ -16,12 +16,15 @@ Nothing in it is specific to HIGGS beyond the defaults: it takes any vector data
 
 from ..baselines import AdditiveFusion, EarlyFusion, Unimodal
 from ..registry import register_model
+from ..search_space import MULTIPLICATIVE, by_variant, float_range
 from .presets import multiplicative_fusion
 
 VARIANTS = ("base", "early", "add", "mul", "mulmix")
 
 
-@register_model("higgs_mlp", tasks=("classification",))
+@register_model("higgs_mlp", tasks=("classification",), search_space=by_variant(
+    "mul", {**{v: {"dropout": float_range(0.0, 0.5, 0.1)} for v in VARIANTS},
+            **{v: {**MULTIPLICATIVE, "dropout": float_range(0.0, 0.5, 0.1)} for v in ("mul", "mulmix")}}))
 def higgs_mlp(modalities, task, variant="mul", modality=None, width=300, beta=0.5, boosted=False, margin=0.0,
               dropout=0.0, recipe="liu_higgs", **kwargs):
     """Builds the `variant` network (see the module docstring); it trains with Liu et al.'s recipe

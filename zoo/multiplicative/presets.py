@@ -9,6 +9,9 @@ is `additive_fusion` with `combine="concat"` and the head `MultiplicativeConfig(
 from ..baselines import AdditiveFusion
 from ..multiplicative_head import MultiplicativeConfig
 from ..registry import register_model
+from ..search_space import MULTIPLICATIVE, choice
+
+PRESET_SPACE = {**MULTIPLICATIVE, "width": choice(32, 64, 128)}
 
 
 def multiplicative_fusion(modalities, task, mix, width=64, beta=0.5, boosted=False, margin=0.0, branch_weights=None,
@@ -20,7 +23,7 @@ def multiplicative_fusion(modalities, task, mix, width=64, beta=0.5, boosted=Fal
                           **kwargs)
 
 
-@register_model("mul", tasks=("classification",))
+@register_model("mul", tasks=("classification",), search_space=PRESET_SPACE)
 def mul(modalities, task, width=64, beta=0.5, boosted=False, margin=0.0, branch_weights=None, head_hidden=(64,),
         dropout=0.0, **kwargs):
     """Mul: a predictor per modality, combined multiplicatively.
@@ -36,7 +39,7 @@ def mul(modalities, task, width=64, beta=0.5, boosted=False, margin=0.0, branch_
                                  dropout, **kwargs)
 
 
-@register_model("mulmix", tasks=("classification",))
+@register_model("mulmix", tasks=("classification",), search_space=PRESET_SPACE)
 def mulmix(modalities, task, width=64, beta=0.5, boosted=False, margin=0.0, branch_weights=None, head_hidden=(64,),
            dropout=0.0, **kwargs):
     """MulMix: a predictor per mixture of modalities, combined multiplicatively."""

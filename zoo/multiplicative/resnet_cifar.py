@@ -30,6 +30,7 @@ from ..encoders import MLPHead
 from ..fusion_model import FusionModel
 from ..multiplicative_head import MultiplicativeConfig
 from ..registry import register_model
+from ..search_space import MULTIPLICATIVE, by_variant
 
 VARIANTS = ("base", "add", "mul", "mulmix")
 STAGES = ("stage1", "stage2", "stage3")  # the "modalities" Z_1, Z_2, Z_3
@@ -150,7 +151,8 @@ class ResNetCIFAR(FusionModel):
                 "dropout": self.dropout}
 
 
-@register_model("resnet_cifar", tasks=("classification",))
+@register_model("resnet_cifar", tasks=("classification",), search_space=by_variant(
+    "base", {"mul": MULTIPLICATIVE, "mulmix": MULTIPLICATIVE}))
 def resnet_cifar(modalities, task, depth=32, variant="base", width=64, beta="paper", boosted=False, margin=0.0,
                  branch_weights="paper", augment=True, dropout=0.0, recipe="liu_cifar", **kwargs):
     """Builds the `variant` ResNet; `"paper"` gives Mul the paper's branch weights (0.3, 0.3, 1.0) and beta 0.3,

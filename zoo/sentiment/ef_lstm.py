@@ -17,10 +17,12 @@ from keras import ops
 from ..encoders import MLPHead
 from ..fusion_model import FusionModel
 from ..registry import register_model
+from ..search_space import choice, float_range
 from .sequence_lstm import MaskedLSTM, check_aligned, masked_mean, padding_mask
 
 
-@register_model("ef_lstm")
+@register_model("ef_lstm", search_space={"units": choice(32, 64, 128), "embed": choice(16, 32, 64),
+                                            "dropout": float_range(0.0, 0.4, 0.1)})
 @keras.saving.register_keras_serializable(package="multisensory")
 class EFLSTM(FusionModel):
     """One LSTM over the per-step concatenation of aligned sequence modalities.

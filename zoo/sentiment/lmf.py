@@ -9,11 +9,13 @@ import keras
 from ..encoders import MLPHead
 from ..fusion_model import FusionModel
 from ..registry import register_model
+from ..search_space import choice, float_range
 from .sequence_lstm import fuse_subnetworks, subnetwork
 from .tensor_fusion import LowRankFusion
 
 
-@register_model("lmf")
+@register_model("lmf", search_space={"dims": choice(8, 16, 32), "rank": choice(2, 4, 8), "units": choice(16, 32, 64),
+                                        "dropout": float_range(0.0, 0.4, 0.1)})
 @keras.saving.register_keras_serializable(package="multisensory")
 class LMF(FusionModel):
     """Low-rank Multimodal Fusion.

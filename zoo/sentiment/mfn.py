@@ -18,6 +18,7 @@ from keras import layers, ops
 from ..encoders import MLPHead
 from ..fusion_model import FusionModel
 from ..registry import register_model
+from ..search_space import choice, float_range
 from .sequence_lstm import check_aligned, padding_mask
 
 
@@ -26,7 +27,8 @@ def _network(units, hidden, activation, name):
                             name=name)
 
 
-@register_model("mfn")
+@register_model("mfn", search_space={"units": choice(16, 32, 64), "memory": choice(16, 32, 64),
+                                        "dropout": float_range(0.0, 0.4, 0.1)})
 @keras.saving.register_keras_serializable(package="multisensory")
 class MFN(FusionModel):
     """Memory Fusion Network over aligned sequence modalities.

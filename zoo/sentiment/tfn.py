@@ -11,11 +11,12 @@ import keras
 from ..encoders import MLPHead
 from ..fusion_model import FusionModel
 from ..registry import register_model
+from ..search_space import choice, float_range
 from .sequence_lstm import fuse_subnetworks, subnetwork
 from .tensor_fusion import TensorFusion
 
 
-@register_model("tfn")
+@register_model("tfn", search_space={"dims": choice(4, 8, 16), "dropout": float_range(0.0, 0.4, 0.1)})
 @keras.saving.register_keras_serializable(package="multisensory")
 class TFN(FusionModel):
     """Tensor Fusion Network.

@@ -1,0 +1,82 @@
+"""KerasTuner studies: every registered model's search space samples and builds; a study completes, resumes without
+re-running finished trials, and ends with a best model that reloads, predicts and serves."""
+
+import json
+import os
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from multisensory import zoo
+from multisensory.training import cli, tuning
+from model_harness import model_cases
+
+
+def test_every_registered_models_search_space_samples_and_builds():
+    seen = set()
+    for case_id, name, info, (features, _), config in model_cases():
+        if name in seen and "head" not in config and "synergy" not in config:
+            continue
+        seen.add(name)
+        hp = keras_tuner.HyperParameters()
+        model = tuning.ZooHyperModel(name, info, config).build(hp)
+        assert "learning_rate" in hp.values, case_id
+        assert float(model.optimizer.learning_rate) == pytest.approx(hp.values["learning_rate"])
+        assert not set(config) & set(hp.values), f"{case_id}: a fixed key was searched"
+        if "synergy" in config:
+            assert {"synergy.beta", "synergy.gamma_kappa", "batch_size"} <= set(hp.values), case_id
+        if "head" in config:
+            assert {"head.beta", "head.boosted", "head.margin"} <= set(hp.values), case_id
+        x = {k: v[:2] for k, v in features.items()}
+        assert np.all(np.isfinite(model.predict(x, verbose=0))), case_id
+    assert seen == {c[1] for c in model_cases()}
+
+
+def test_objective_direction_follows_the_metric():
+    from multisensory import datasets
+
+    task = datasets.info("mosi").task
+    assert tuning.objective(task).name == "val_mae" and tuning.objective(task).direction == "min"
+    assert tuning.objective(task, "val_acc2_non0").direction == "max"
+    assert tuning.objective(datasets.info("synthetic_av").task).direction == "max"
+    with pytest.raises(ValueError, match="Unknown tuner 'grid'; tuners: random, bayesian, hyperband"):
+        tuning.tuner("tfn", datasets.info("synthetic_av"), tuner="grid")
+
+
+def test_a_study_resumes_without_rerunning_trials_and_serves_its_best_model(tmp_path, capsys):
+    args = ["tune", "--model", "additive_fusion", "--dataset", "synthetic_av", "--config", "width=8",
+            "--config", "hidden=[8]", "--dataset-option", "num_examples=192", "--epochs", "1", "--batch-size", "64",
+            "--directory", str(tmp_path), "--project-name", "av"]
+    assert cli.main(args + ["--max-trials", "1"]) == 0
+    root = tmp_path / "av"
+    first = sorted(p.name for p in root.iterdir() if p.name.startswith("trial_"))
+    first_trial = json.loads((root / first[0] / "trial.json").read_text())
+    assert cli.main(args + ["--max-trials", "2", "--summary"]) == 0
+    trials = sorted(p.name for p in root.iterdir() if p.name.startswith("trial_"))
+    assert len(first) == 1 and len(trials) == 2
+    assert json.loads((root / first[0] / "trial.json").read_text()) == first_trial  # not run again
+    out = capsys.readouterr().out
+    assert "Results summary" in out and "tensorboard --logdir" in out
+
+    report = json.loads((root / "best" / "metrics.json").read_text())
+    assert set(report["hyperparameters"]) >= {"learning_rate", "combine", "dropout"}
+    assert report["settings"]["objective"] == "val_accuracy" and 0 <= report["test"]["accuracy"] <= 1
+    best = keras.saving.load_model(root / "best" / "model.keras", safe_mode=True)
+    x = {"image": np.zeros((3, 16, 16, 1), "float32"), "audio": np.zeros((3, 20, 32), "float32")}
+    served = tf.saved_model.load(report["settings"]["export"]).signatures["serving_default"]
+    np.testing.assert_allclose(served(**{k: tf.constant(v) for k, v in x.items()})["logits"],
+                               best.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    # every trial logged its hyperparameters for TensorBoard's HParams dashboard
+    from tensorboard.backend.event_processing import event_accumulator
+
+    hparams = []
+    for trial_dir, _, files in os.walk(root / "logs"):
+        for name in files:
+            events = event_accumulator.EventAccumulator(os.path.join(trial_dir, name),
+                                                        size_guidance={event_accumulator.TENSORS: 0})
+            events.Reload()
+            hparams += [tag for tag in events.summary_metadata if tag.startswith("_hparams_")]
+    assert "_hparams_/session_start_info" in hparams
