@@ -80,3 +80,45 @@ def test_a_study_resumes_without_rerunning_trials_and_serves_its_best_model(tmp_
             events.Reload()
             hparams += [tag for tag in events.summary_metadata if tag.startswith("_hparams_")]
     assert "_hparams_/session_start_info" in hparams
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_chief_and_two_workers_complete_one_study_on_127_0_0_1(tmp_path):
+    """KerasTuner's chief/worker mode: the chief serves the oracle, two worker processes run the trials."""
+    import subprocess
+    import sys
+    import time
+
+    port = str(_free_port())
+    command = [sys.executable, "-m", "multisensory.training.cli", "tune", "--model", "additive_fusion", "--dataset",
+               "synthetic_av", "--config", "width=8", "--config", "hidden=[8]", "--dataset-option",
+               "num_examples=128", "--epochs", "1", "--batch-size", "64", "--max-trials", "3",
+               "--directory", str(tmp_path), "--project-name", "shared"]
+    processes = []
+    try:
+        for tuner_id in ("chief", "tuner0", "tuner1"):
+            env = {**os.environ, "KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": "127.0.0.1",
+                   "KERASTUNER_ORACLE_PORT": port, "TF_CPP_MIN_LOG_LEVEL": "3"}
+            processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                              text=True))
+            if tuner_id == "chief":
+                time.sleep(1)
+        outputs = [p.communicate(timeout=300)[0] for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [p.returncode for p in processes] == [0, 0, 0], "\n".join(o[-2000:] for o in outputs)
+    assert all("worker done" in o for o in outputs[1:]) and "test metrics of the best trial" in outputs[0]
+    root = tmp_path / "shared"
+    trials = [json.loads((root / d / "trial.json").read_text()) for d in os.listdir(root) if d.startswith("trial_")]
+    assert len(trials) == 3 and all(t["status"] == "COMPLETED" for t in trials)
+    assert (root / "best" / "model.keras").exists()

@@ -195,6 +195,9 @@ def _tune(args):
                                  seed=args.seed, config=parse_assignments(args.config),
                                  dataset_options=parse_assignments(args.dataset_option), noise=args.noise,
                                  drop=_drop(args.drop), overwrite=args.overwrite)
+    if metrics is None:
+        print("worker done: the chief writes the best model")
+        return
     if args.summary:
         study.results_summary(num_trials=3)
     _print_metrics(f"test metrics of the best trial ({os.path.join(args.directory, project, 'best')}):", metrics)

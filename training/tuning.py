@@ -23,7 +23,13 @@ model's defaults at the drawn learning rate. The objective defaults to the task'
 
 Several machines tune one study with KerasTuner's own chief/worker mode: start the same command on every machine
 with `KERASTUNER_TUNER_ID` ("chief" on one, "tuner0", "tuner1", ... on the others), `KERASTUNER_ORACLE_IP` and
-`KERASTUNER_ORACLE_PORT` (the chief's address) set; the chief runs the oracle, the workers run trials.
+`KERASTUNER_ORACLE_PORT` (the chief's address) set, and one `--directory` all of them reach (a shared file system):
+
+    KERASTUNER_TUNER_ID=chief  KERASTUNER_ORACLE_IP=10.0.0.1 KERASTUNER_ORACLE_PORT=8000 multisensory tune ...
+    KERASTUNER_TUNER_ID=tuner0 KERASTUNER_ORACLE_IP=10.0.0.1 KERASTUNER_ORACLE_PORT=8000 multisensory tune ...
+
+The chief runs the oracle and, once every trial has finished, writes the best model; the workers run the trials
+and stop when the oracle has none left.
 """
 
 import os
@@ -71,6 +77,11 @@ class ZooHyperModel(keras_tuner.HyperModel):
         return model.fit(x, *args, **kwargs)
 
 
+def is_worker():
+    """Whether this process is a worker of a chief/worker study (see the module docstring)."""
+    return "KERASTUNER_ORACLE_IP" in os.environ and os.environ.get("KERASTUNER_TUNER_ID", "") != "chief"
+
+
 def objective(task, name=None):
     """A `keras_tuner.Objective`: `name` (e.g. "val_mae") with its direction, or the task's main validation metric."""
     if name is None:
@@ -104,7 +115,7 @@ def tune(model, dataset, directory="studies", project_name=None, tuner_name="ran
     `metrics.json` (test metrics, the best hyperparameters and the study's settings) and `export/<model>/1/`.
     TensorBoard logs of every trial, with their hyperparameters for the HParams dashboard, go to
     `<directory>/<project>/logs/`. `noise` and `drop` apply to every split, as in `runs.train`. Returns (tuner, test
-    metrics of the best model).
+    metrics of the best model; None in a worker of a chief/worker study).
     """
     dataset_options = dict(dataset_options or {})
     info = datasets.info(dataset, data_dir=data_dir or os.environ.get(datasets.DATA_ENV), **dataset_options)
@@ -117,6 +128,8 @@ def tune(model, dataset, directory="studies", project_name=None, tuner_name="ran
     root = os.path.join(directory, project_name)
     study.search(data["train"], validation_data=data["validation"], epochs=epochs, verbose=verbose,
                  callbacks=[keras.callbacks.TensorBoard(os.path.join(root, "logs"))])
+    if is_worker():  # the chief writes the best model once every worker is done
+        return study, None
     best, hyperparameters = study.get_best_models(1)[0], study.get_best_hyperparameters(1)[0]
     metrics = {k: float(v) for k, v in best.evaluate(data["test"], return_dict=True, verbose=0).items()}
     out = os.path.join(root, "best")
