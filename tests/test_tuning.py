@@ -47,7 +47,7 @@ def test_objective_direction_follows_the_metric():
 
 
 def test_a_study_resumes_without_rerunning_trials_and_serves_its_best_model(tmp_path, capsys):
-    args = ["tune", "--model", "additive_fusion", "--dataset", "synthetic_av", "--config", "width=8",
+    args = ["tune", "--model", "additive_fusion", "--dataset", "synthetic_av", "--config", "width=8", "--strategy", "mirrored",
             "--config", "hidden=[8]", "--dataset-option", "num_examples=192", "--epochs", "1", "--batch-size", "64",
             "--directory", str(tmp_path), "--project-name", "av"]
     assert cli.main(args + ["--max-trials", "1"]) == 0
@@ -64,6 +64,7 @@ def test_a_study_resumes_without_rerunning_trials_and_serves_its_best_model(tmp_
     report = json.loads((root / "best" / "metrics.json").read_text())
     assert set(report["hyperparameters"]) >= {"learning_rate", "combine", "dropout"}
     assert report["settings"]["objective"] == "val_accuracy" and 0 <= report["test"]["accuracy"] <= 1
+    assert report["settings"]["strategy"] == "mirrored"
     best = keras.saving.load_model(root / "best" / "model.keras", safe_mode=True)
     x = {"image": np.zeros((3, 16, 16, 1), "float32"), "audio": np.zeros((3, 20, 32), "float32")}
     served = tf.saved_model.load(report["settings"]["export"]).signatures["serving_default"]

@@ -63,7 +63,9 @@ def _add_train_args(parser):
     parser.add_argument("--config", action="append", metavar="KEY=VALUE",
                         help="model configuration, e.g. width=32 (repeatable)")
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, help="default: the model's recipe's, else 32")
+    parser.add_argument("--batch-size", type=int, help="the global batch; default: the model's recipe's, else 32")
+    parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
+                        help="tf.distribute strategy (multiworker: the cluster from TF_CONFIG)")
     parser.add_argument("--out", help="output directory (default runs/<model>-<dataset>)")
 
 
@@ -113,6 +115,8 @@ def build_parser():
     tune.add_argument("--directory", default="studies")
     tune.add_argument("--project-name", help="default <model>-<dataset>")
     tune.add_argument("--overwrite", action="store_true", help="start over instead of resuming the study")
+    tune.add_argument("--strategy", choices=("default", "mirrored"), default="default",
+                      help="tf.distribute strategy of every trial (several machines: chief/worker mode)")
     tune.add_argument("--summary", action="store_true", help="print the best trials")
     grid_diff = sub.add_parser("grid-diff", help="difference heatmap of two SNR grids (a minus b)")
     grid_diff.add_argument("a", help="snr_grid.csv of the first model")
@@ -138,8 +142,8 @@ def _drop(text):
 
 
 def _train_args(args):
-    return dict(data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, noise=args.noise,
-                dropout=args.dropout, seed=args.seed, config=parse_assignments(args.config),
+    return dict(data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, strategy=args.strategy,
+                noise=args.noise, dropout=args.dropout, seed=args.seed, config=parse_assignments(args.config),
                 dataset_options=parse_assignments(args.dataset_option))
 
 
@@ -194,7 +198,7 @@ def _tune(args):
                                  epochs=args.epochs, batch_size=args.batch_size, data_dir=args.data_dir,
                                  seed=args.seed, config=parse_assignments(args.config),
                                  dataset_options=parse_assignments(args.dataset_option), noise=args.noise,
-                                 drop=_drop(args.drop), overwrite=args.overwrite)
+                                 drop=_drop(args.drop), strategy=args.strategy, overwrite=args.overwrite)
     if metrics is None:
         print("worker done: the chief writes the best model")
         return
@@ -217,6 +221,7 @@ def main(argv=None):
             out = args.out or f"runs/{args.model}-{args.dataset}"
             metrics = runs.train(args.model, args.dataset, out, drop=_drop(args.drop), **_train_args(args))
             _print_metrics(f"test metrics ({out}/metrics.json):", metrics)
+            print(f"tensorboard --logdir {os.path.join(out, 'logs')}")
         elif args.command == "compare":
             if args.drop:
                 raise ValueError("compare drops modalities itself; --drop is not accepted here.")

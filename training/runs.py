@@ -23,6 +23,7 @@ import keras
 from multisensory import datasets, zoo
 from multisensory.exports import export_saved_model
 
+from . import distribute
 from .metrics import selection_metric
 
 
@@ -38,7 +39,7 @@ def read_json(path):
 
 
 def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=None, dropout=None, drop=(), seed=0,
-          config=None, dataset_options=None, callbacks=(), export=True, verbose="auto"):
+          config=None, dataset_options=None, callbacks=(), export=True, strategy="default", verbose="auto"):
     """Trains a zoo model with `model.fit` and returns the test metrics (a dict).
 
     Args:
@@ -55,14 +56,20 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
         dataset_options: dict. Options passed to `datasets.load`.
         callbacks: extra Keras callbacks (after the schedule of the model's recipe, `net.recipe(epochs)`).
         export: bool. Write the SavedModel export.
+        strategy: "default", "mirrored" or "multiworker" (`multisensory.training.distribute`); `batch_size` is the
+            global batch. Under "multiworker" every worker runs the same command; worker 0 (the chief) writes the
+            run folder, each worker keeps its own `backup/worker-<i>/`, so a restarted worker resumes.
         verbose: Keras `fit` verbosity ("auto" shows the progress bar).
     """
     config, dataset_options = dict(config or {}), dict(dataset_options or {})
     os.makedirs(out, exist_ok=True)
     keras.utils.set_random_seed(seed)
     data_info = datasets.info(dataset, data_dir=data_dir or os.environ.get(datasets.DATA_ENV), **dataset_options)
-    net = zoo.create(model, data_info, **config)
-    net.compile()
+    scope = distribute.strategy(strategy)
+    with scope.scope():
+        net = zoo.create(model, data_info, **config)
+        net.compile()
+    worker = distribute.worker_index(scope)
     batch_size = batch_size or net.recipe_batch_size or 32
     monitor, mode = selection_metric(net.task)
     # Modality dropout is training augmentation: the train split alone gets it.
@@ -70,17 +77,21 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
                                  dropout=dropout if split == "train" else None, drop=drop, seed=seed,
                                  **dataset_options)
             for split in ("train", "validation", "test")}
+    backup = os.path.join(out, "backup") if strategy != "multiworker" else os.path.join(out, "backup",
+                                                                                         f"worker-{worker}")
+    chief_only = [keras.callbacks.TensorBoard(os.path.join(out, "logs")),
+                  keras.callbacks.ModelCheckpoint(os.path.join(out, "best.keras"), monitor=monitor, mode=mode,
+                                                  save_best_only=True)] if worker == 0 else []
     net.fit(data["train"], validation_data=data["validation"], epochs=epochs, verbose=verbose, callbacks=[
-        keras.callbacks.TensorBoard(os.path.join(out, "logs")),
-        keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),
-        keras.callbacks.ModelCheckpoint(os.path.join(out, "best.keras"), monitor=monitor, mode=mode,
-                                        save_best_only=True),
-        *net.recipe(epochs), *callbacks])
+        keras.callbacks.BackupAndRestore(backup), *chief_only, *net.recipe(epochs), *callbacks])
     metrics = _floats(net.evaluate(data["test"], return_dict=True, verbose=0))
+    if worker != 0:
+        return metrics
     net.save(os.path.join(out, "model.keras"))
     settings = {"model": model, "dataset": dataset, "config": config, "dataset_options": dataset_options,
                 "epochs": epochs, "batch_size": batch_size, "noise": noise or {}, "dropout": dropout or {},
-                "drop": sorted(drop), "seed": seed}
+                "drop": sorted(drop), "seed": seed, "strategy": strategy,
+                "replicas": scope.num_replicas_in_sync}
     if export:
         settings["export"] = export_saved_model(net, os.path.join(out, "export"), model_name=model)
     write_json(os.path.join(out, "metrics.json"), {"test": metrics, "settings": settings})

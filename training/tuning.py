@@ -40,7 +40,7 @@ import keras_tuner
 from multisensory import datasets, zoo
 from multisensory.exports import export_saved_model
 
-from . import runs
+from . import distribute, runs
 from .metrics import MINIMISED, selection_metric
 
 TUNERS = {"random": keras_tuner.RandomSearch, "bayesian": keras_tuner.BayesianOptimization,
@@ -91,11 +91,17 @@ def objective(task, name=None):
 
 
 def tuner(model, dataset_info, tuner="random", max_trials=10, objective_name=None, directory="studies",
-          project_name=None, config=None, seed=0, overwrite=False, max_epochs=10):
+          project_name=None, config=None, seed=0, overwrite=False, max_epochs=10, strategy="default"):
     """A KerasTuner tuner of a zoo model (`random`, `bayesian` or `hyperband`; unknown names list the known ones).
 
-    `max_epochs` is Hyperband's budget per trial; the other tuners run `max_trials` trials.
+    `max_epochs` is Hyperband's budget per trial; the other tuners run `max_trials` trials. `strategy` ("default" or
+    "mirrored") trains every trial under that `tf.distribute` strategy (KerasTuner's `distribution_strategy`);
+    several machines tune one study in chief/worker mode (see the module docstring), not under "multiworker".
     """
+    if strategy == "multiworker":
+        raise ValueError("A study runs on several machines in KerasTuner's chief/worker mode (KERASTUNER_TUNER_ID, "
+                         "KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT); --strategy multiworker is for `train`.")
+    distribution = {} if strategy == "default" else {"distribution_strategy": distribute.strategy(strategy)}
     if tuner not in TUNERS:
         raise ValueError(f"Unknown tuner '{tuner}'; tuners: {', '.join(TUNERS)}.")
     zoo.config_keys(model)  # unknown models list the known ones
@@ -103,12 +109,12 @@ def tuner(model, dataset_info, tuner="random", max_trials=10, objective_name=Non
     return TUNERS[tuner](ZooHyperModel(model, dataset_info, config), objective=objective(dataset_info.task,
                                                                                            objective_name),
                          seed=seed, directory=directory, project_name=project_name or model, overwrite=overwrite,
-                         **budget)
+                         **budget, **distribution)
 
 
 def tune(model, dataset, directory="studies", project_name=None, tuner_name="random", max_trials=10,
          objective_name=None, epochs=5, batch_size=32, data_dir=None, seed=0, config=None, dataset_options=None,
-         noise=None, drop=(), overwrite=False, verbose="auto"):
+         noise=None, drop=(), strategy="default", overwrite=False, verbose="auto"):
     """Runs (or resumes) a study and writes its best model like a `train` run.
 
     The best trial's model is restored (not retrained) and written to `<directory>/<project>/best/`: `model.keras`,
@@ -122,7 +128,7 @@ def tune(model, dataset, directory="studies", project_name=None, tuner_name="ran
     project_name = project_name or f"{model}-{dataset}"
     keras.utils.set_random_seed(seed)
     study = tuner(model, info, tuner_name, max_trials, objective_name, directory, project_name, config, seed,
-                  overwrite, max_epochs=epochs)
+                  overwrite, max_epochs=epochs, strategy=strategy)
     data = {split: datasets.load(dataset, split, data_dir=data_dir, batch_size=batch_size, noise=noise, drop=drop,
                                  seed=seed, **dataset_options) for split in ("train", "validation", "test")}
     root = os.path.join(directory, project_name)
@@ -140,6 +146,7 @@ def tune(model, dataset, directory="studies", project_name=None, tuner_name="ran
         "test": metrics, "hyperparameters": hyperparameters.values,
         "settings": {"model": model, "dataset": dataset, "config": dict(config or {}), "dataset_options":
                      dataset_options, "tuner": tuner_name, "objective": study.oracle.objective.name,
-                     "noise": noise or {}, "drop": sorted(drop), "epochs": epochs, "batch_size": batch_size,
+                     "noise": noise or {}, "drop": sorted(drop), "strategy": strategy, "epochs": epochs,
+                     "batch_size": batch_size,
                      "seed": seed, "export": export}})
     return study, metrics
