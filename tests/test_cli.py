@@ -109,3 +109,19 @@ def test_synergy_dropped_study_writes_its_table(tmp_path):
     results = json.loads((out / "dropped.json").read_text())
     assert results["settings"]["synergy"]["divergence"] == "kl"
     assert results["results"]["lmf"]["text"]["mae"] != results["results"]["lmf"]["none"]["mae"]
+
+
+def test_tensorboard_logs_every_loss_term_the_rate_and_throughput_per_step(tmp_path):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    out = tmp_path / "run"
+    assert cli.main(["train", "--model", "mulmix", "--dataset", "synthetic_av", "--dataset-option",
+                     "num_examples=128", "--epochs", "1", "--batch-size", "32", "--log-every", "2",
+                     "--out", str(out)]) == 0
+    events = event_accumulator.EventAccumulator(str(out / "logs" / "train"), size_guidance={"tensors": 0})
+    events.Reload()
+    tags = set(events.Tags()["tensors"])
+    assert {"epoch_examples_per_s", "epoch_learning_rate", "epoch_branch_0_loss", "epoch_branch_1_loss",
+            "epoch_branch_0_1_loss", "epoch_loss"} <= tags, tags
+    assert "batch_loss" in tags and len(events.Tensors("batch_loss")) == 2  # 4 steps, every 2
+    assert float(tf.make_ndarray(events.Tensors("epoch_examples_per_s")[0].tensor_proto)) > 0

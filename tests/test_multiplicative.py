@@ -223,3 +223,12 @@ def test_liu_recipes_sgd_momentum_step_schedule_and_weight_decay():
     assert isinstance(adam.optimizer, keras.optimizers.Adam) and adam.recipe(epochs=8) == []
     with pytest.raises(ValueError, match="Unknown recipe 'liu'; recipes: liu_cifar, liu_higgs, mmlatch"):
         zoo.create("mul", TWO_VECTORS, recipe="liu")
+
+
+def test_each_branch_term_is_logged_and_they_sum_to_the_loss():
+    x, y = two_vectors(32)
+    model = zoo.create("mulmix", TWO_VECTORS, width=8, head_hidden=(8,), beta=0.5)
+    model.compile()
+    logs = model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
+    branches = [logs[f"branch_{name}_loss"] for name in ("0", "1", "0_1")]
+    assert sum(branches) == pytest.approx(logs["loss"], rel=1e-5)

@@ -66,6 +66,7 @@ def _add_train_args(parser):
     parser.add_argument("--batch-size", type=int, help="the global batch; default: the model's recipe's, else 32")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
                         help="tf.distribute strategy (multiworker: the cluster from TF_CONFIG)")
+    parser.add_argument("--log-every", type=int, help="TensorBoard scalars every that many steps too")
     parser.add_argument("--out", help="output directory (default runs/<model>-<dataset>)")
 
 
@@ -143,7 +144,8 @@ def _drop(text):
 
 def _train_args(args):
     return dict(data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, strategy=args.strategy,
-                noise=args.noise, dropout=args.dropout, seed=args.seed, config=parse_assignments(args.config),
+                log_every=args.log_every or "epoch", noise=args.noise, dropout=args.dropout, seed=args.seed,
+                config=parse_assignments(args.config),
                 dataset_options=parse_assignments(args.dataset_option))
 
 

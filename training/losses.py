@@ -27,6 +27,11 @@ EPSILON = 1e-7
 
 def class_losses(log_probs, beta, branch_weights=None):
     """l^c for every class: (B, K) from a list of M branch log-probabilities (B, K)."""
+    return ops.sum(branch_terms(log_probs, beta, branch_weights), axis=1)
+
+
+def branch_terms(log_probs, beta, branch_weights=None):
+    """-w_i q_i^c log p_i^c for every branch and class: (B, M, K), the terms l^c sums over the branches."""
     log_p = ops.stack(list(log_probs), axis=1)  # (B, M, K)
     num_branches = log_p.shape[1]
     if num_branches > 1 and beta != 0:
@@ -39,7 +44,7 @@ def class_losses(log_probs, beta, branch_weights=None):
                else ops.convert_to_tensor(branch_weights, log_p.dtype))
     if weights.shape[0] != num_branches:
         raise ValueError(f"{weights.shape[0]} branch weights for {num_branches} branches.")
-    return -ops.sum(weights[None, :, None] * q * log_p, axis=1)
+    return -weights[None, :, None] * q * log_p
 
 
 def multiplicative_predict(log_probs, beta, branch_weights=None):

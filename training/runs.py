@@ -2,7 +2,8 @@
 
 A training run writes into its output directory:
 
-    logs/                 TensorBoard logs (scalars of every metric, per epoch)
+    logs/                 TensorBoard logs: every metric and loss term (synergy's, each multiplicative branch's), the
+                          learning rate and examples/s, per epoch and, with `log_every`, every that many steps
     backup/               `BackupAndRestore` state: rerunning the same command resumes an interrupted run
                           at the epoch it stopped (removed when the run completes)
     best.keras            the model of the epoch with the best validation task metric (`metrics.selection_metric`:
@@ -25,6 +26,7 @@ from multisensory.exports import export_saved_model
 
 from . import distribute
 from .metrics import selection_metric
+from .throughput import Throughput
 
 
 def write_json(path, payload):
@@ -39,7 +41,8 @@ def read_json(path):
 
 
 def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=None, dropout=None, drop=(), seed=0,
-          config=None, dataset_options=None, callbacks=(), export=True, strategy="default", verbose="auto"):
+          config=None, dataset_options=None, callbacks=(), export=True, strategy="default", log_every="epoch",
+          verbose="auto"):
     """Trains a zoo model with `model.fit` and returns the test metrics (a dict).
 
     Args:
@@ -59,6 +62,7 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
         strategy: "default", "mirrored" or "multiworker" (`multisensory.training.distribute`); `batch_size` is the
             global batch. Under "multiworker" every worker runs the same command; worker 0 (the chief) writes the
             run folder, each worker keeps its own `backup/worker-<i>/`, so a restarted worker resumes.
+        log_every: "epoch" or an int: TensorBoard's `update_freq` (scalars every that many steps, besides every epoch).
         verbose: Keras `fit` verbosity ("auto" shows the progress bar).
     """
     config, dataset_options = dict(config or {}), dict(dataset_options or {})
@@ -79,7 +83,8 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
             for split in ("train", "validation", "test")}
     backup = os.path.join(out, "backup") if strategy != "multiworker" else os.path.join(out, "backup",
                                                                                          f"worker-{worker}")
-    chief_only = [keras.callbacks.TensorBoard(os.path.join(out, "logs")),
+    chief_only = [Throughput(batch_size),
+                  keras.callbacks.TensorBoard(os.path.join(out, "logs"), update_freq=log_every),
                   keras.callbacks.ModelCheckpoint(os.path.join(out, "best.keras"), monitor=monitor, mode=mode,
                                                   save_best_only=True)] if worker == 0 else []
     net.fit(data["train"], validation_data=data["validation"], epochs=epochs, verbose=verbose, callbacks=[

@@ -38,7 +38,7 @@ import keras
 import tensorflow as tf
 
 from multisensory.datasets.dataset_info import Modality, Task
-from multisensory.training.losses import MultiplicativeLoss, class_losses
+from multisensory.training.losses import MultiplicativeLoss, branch_terms, class_losses
 
 from .multiplicative_head import MultiplicativeConfig, MultiplicativeHead
 from .recipes import get_recipe
@@ -139,10 +139,13 @@ class FusionModel(keras.Model):
             self.multiplicative_head = MultiplicativeHead(self.task.num_classes, len(branches), config.mix,
                                                           config.hidden, config.dropout, config.width,
                                                           name="multiplicative_head")
-            subsets = len(self.multiplicative_head.subsets)
-            if config.branch_weights is not None and len(config.branch_weights) != subsets:
-                raise ValueError(f"{len(config.branch_weights)} branch weights for {subsets} "
+            subsets = self.multiplicative_head.subsets
+            if config.branch_weights is not None and len(config.branch_weights) != len(subsets):
+                raise ValueError(f"{len(config.branch_weights)} branch weights for {len(subsets)} "
                                  f"{'mixtures' if config.mix else 'branches'}.")
+            # each branch's (or mixture's) term of the loss at the true class, logged as a metric
+            self.branch_trackers = [keras.metrics.Mean(name=f"branch_{'_'.join(map(str, c))}_loss")
+                                    for c in subsets]
         log_probs = self.multiplicative_head(branches, training=training)
         scores = -class_losses(log_probs, config.beta, config.branch_weights)
         return {**outputs, "prediction": scores, "branch_log_probabilities": log_probs}
@@ -163,7 +166,13 @@ class FusionModel(keras.Model):
     def loss_terms(self, x, y, outputs, sample_weight=None, training=True):
         """{name: scalar loss} minimised together; each is scaled for `tf.distribute` like a Keras `Loss`."""
         if not self.plain_head:
-            return {"multiplicative": self.objective(y, outputs["branch_log_probabilities"], sample_weight)}
+            log_probs = outputs["branch_log_probabilities"]
+            terms = branch_terms(log_probs, self.multiplicative.beta, self.multiplicative.branch_weights)
+            true_class = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y, (-1,)), "int32"), terms.shape[-1])
+            per_branch = keras.ops.mean(keras.ops.sum(terms * true_class[:, None, :], axis=-1), axis=0)
+            for k, tracker in enumerate(self.branch_trackers):
+                tracker.update_state(per_branch[k])
+            return {"multiplicative": self.objective(y, log_probs, sample_weight)}
         return {"task": self.compute_loss(x=x, y=y, y_pred=outputs["prediction"], sample_weight=sample_weight,
                                           training=training)}
 
