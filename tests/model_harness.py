@@ -99,9 +99,10 @@ def composition_cases():
              "clstm_av": {"fusion": "initial", "filters": 8, "hidden": 16, "max_frames": 6}}
     cases = []
     for name, config in small.items():
-        cases += [(f"{name}-head_mul", *av, {**config, "head": "mul"}),
-                  (f"{name}-head_mulmix_synergy", *av, {**config, "head": {"type": "mulmix", "width": 16},
-                                                         "synergy": mmd})]
+        # mmlatch's Mul head runs with MulT and synergy on mosi's binary view in test_multiplicative.py
+        cases += [] if name == "mmlatch" else [(f"{name}-head_mul", *av, {**config, "head": "mul"})]
+        cases.append((f"{name}-head_mulmix_synergy", *av,
+                      {**config, "head": {"type": "mulmix", "width": 16}, "synergy": mmd}))
     cases += [("mfn-head_mul", TWO_SEQUENCES, two_sequences(),
                {"units": 8, "memory": 8, "attention_hidden": 8, "head": "mul"}),
               ("mul-synergy", *av, {"synergy": mmd}),

@@ -78,3 +78,58 @@ def test_keras_multi_worker_fit_still_needs_the_fix(tmp_path):
     """)
     codes, outputs = _run_workers(script, tmp_path, timeout=120)
     assert codes != [0, 0] and any("Attempt to convert a value" in o for o in outputs), outputs[0][-2000:]
+
+
+SCHEMES = ("mulmix", "lmf-synergy_mmd", "mmlatch-lstm_lstm", "resnet_cifar-mul")
+SCHEME_SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    sys.path.insert(0, {tests!r})
+    import numpy as np
+    import tensorflow as tf
+    import keras
+    from multisensory import zoo
+    from multisensory.training import distribute
+    from model_harness import model_cases
+
+    strategy = distribute.strategy("multiworker")
+    index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+    for case_id, name, info, (features, labels), config in model_cases():
+        if case_id not in {cases!r}:
+            continue
+        data = tf.data.Dataset.from_tensor_slices(({{k: v[:32] for k, v in features.items()}}, labels[:32])).batch(32)
+        with strategy.scope():
+            keras.utils.set_random_seed(0)
+            model = zoo.create(name, info, **config)
+            model.compile(optimizer=keras.optimizers.SGD(0.1))
+        model.fit(data, epochs=1, verbose=0)
+        np.savez(f"{{case_id}}-{{index}}.npz", *model.get_weights())
+""").format(tests=os.path.dirname(os.path.abspath(__file__)), cases=SCHEMES)
+
+
+def test_every_training_scheme_matches_one_device_on_two_workers(tmp_path):
+    """One SGD step on a batch split over two workers gives the single-device weights (see test_distribute.py):
+    the multiplicative loss, synergy's second optimiser and gathered statistics, MMLatch's two stages, synchronised
+    batch normalisation."""
+    import tensorflow as tf
+
+    from multisensory import zoo
+    from model_harness import model_cases
+
+    codes, outputs = _run_workers(SCHEME_SCRIPT, tmp_path, timeout=400)
+    assert codes == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    for case_id, name, info, (features, labels), config in model_cases():
+        if case_id not in SCHEMES:
+            continue
+        keras.utils.set_random_seed(0)
+        model = zoo.create(name, info, **config)
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        initial = model.get_weights()
+        data = tf.data.Dataset.from_tensor_slices(({k: v[:32] for k, v in features.items()}, labels[:32])).batch(32)
+        model.fit(data, epochs=1, verbose=0)
+        single = model.get_weights()
+        moved = max(float(np.abs(a - b).max()) for a, b in zip(initial, single))
+        for index in range(2):
+            with np.load(tmp_path / f"{case_id}-{index}.npz") as saved:
+                both = [saved[f"arr_{k}"] for k in range(len(saved.files))]
+            diff = max(float(np.abs(a - b).max()) for a, b in zip(single, both))
+            assert moved > 1e-3 and diff < 1e-3 * moved, (case_id, index, moved, diff)
