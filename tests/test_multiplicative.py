@@ -55,8 +55,9 @@ def test_prediction_is_the_smallest_class_loss():
     # l^1 = -(sqrt(0.2 * 0.2) log 0.01 + 2 sqrt(0.99 * 0.2) log 0.8) = 1.120: class 0.
     confident = np.array([[0.99, 0.01]], "float32")
     other = np.array([[0.2, 0.8]], "float32")
-    np.testing.assert_allclose(class_losses([np.log(confident), np.log(other), np.log(other)], beta=1.0), [[0.296, 1.120]], atol=2e-3)
-    assert int(multiplicative_predict([np.log(confident), np.log(other), np.log(other)], beta=1.0)[0]) == 0
+    log_probs = [np.log(confident), np.log(other), np.log(other)]
+    np.testing.assert_allclose(class_losses(log_probs, beta=1.0), [[0.296, 1.120]], atol=2e-3)
+    assert int(multiplicative_predict(log_probs, beta=1.0)[0]) == 0
 
 
 def test_boosted_loss_skips_examples_classified_with_the_margin():
@@ -179,7 +180,8 @@ def test_binary_sentiment_view_and_the_design_composition(tmp_path):
     data["train"]["labels"][:4] = 0.0
     (tmp_path / "mosi" / "mosi_data.pkl").write_bytes(pickle.dumps(data))
     scores = data["train"]["labels"].reshape(-1)
-    for view, expected in (("has0", (scores >= 0).astype("int32")), ("non0", (scores[scores != 0] > 0).astype("int32"))):
+    views = (("has0", (scores >= 0).astype("int32")), ("non0", (scores[scores != 0] > 0).astype("int32")))
+    for view, expected in views:
         labels = np.concatenate([y.numpy() for _, y in datasets.load(
             "mosi", "train", data_dir=str(tmp_path), batch_size=64, shuffle=False, binary=view)])
         np.testing.assert_array_equal(labels, expected)

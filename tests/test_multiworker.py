@@ -1,5 +1,5 @@
-"""`MultiWorkerMirroredStrategy`: two worker processes on 127.0.0.1 train like one process (Keras 3.15's `fit` needs
-`multisensory.training.distribute`'s fix, and the unpatched failure is checked so the fix can go when Keras fixes it)."""
+"""`MultiWorkerMirroredStrategy`: two worker processes on 127.0.0.1 train like one process. Keras 3.15's `fit` needs
+`multisensory.training.distribute`'s fix; the unpatched failure is checked, so the fix can go once Keras fixes it."""
 
 import json
 import os

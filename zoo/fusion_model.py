@@ -257,8 +257,8 @@ class FusionModel(keras.Model):
 
         if not self.plain_head:
             if loss not in ("auto", None):
-                raise ValueError("A model with the multiplicative head minimises its own loss (configure beta, boosted, "
-                                 "margin and branch_weights in `head`); compile it without `loss`.")
+                raise ValueError("A model with the multiplicative head minimises its own loss (configure beta, "
+                                 "boosted, margin and branch_weights in `head`); compile it without `loss`.")
             loss = None
         recipe = None if self.recipe_name is None else get_recipe(self.recipe_name)
         if optimizer == "auto" and recipe is not None and recipe.optimizer is not None:

@@ -4,9 +4,9 @@ Potamianos 2022, "MMLatch: Bottom-up Top-down Fusion for Multimodal Sentiment An
 - Unimodal encoders: a bidirectional LSTM (forward and backward outputs summed) followed by dot-product
   self-attention gives r_k (batch, T, d) for every modality k.
 - Cross-modal fusion: m_kl = a_kl + a_lk for every pair (`SymmetricAttention`, with eq. 1's projections per
-  modality); with three modalities also a_(pair)(anchor) = cross-modal attention with queries m_pair and keys/values r_anchor, where the anchor is `text`
-  when present (the paper's a_AVT with inputs m_AV and r_T; the query side is this implementation's choice) and
-  otherwise the first modality, and the pair is the other two.
+  modality); with three modalities also a_(pair)(anchor) = cross-modal attention with queries m_pair and
+  keys/values r_anchor, where the anchor is `text` when present (the paper's a_AVT with inputs m_AV and r_T; the
+  query side is this implementation's choice) and otherwise the first modality, and the pair is the other two.
   o = r_1 || ... || r_M || a_(pair)(anchor) || m_kl ... (7d for three modalities) -> BiLSTM -> last states, the
   forward and backward ones summed (size d). The paper makes every LSTM bidirectional; the fusion LSTM is too.
 Every modality must have the same length (`MMLatch` resamples unaligned ones); padding steps are masked.
