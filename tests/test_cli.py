@@ -126,3 +126,4 @@ def test_tensorboard_logs_every_loss_term_the_rate_and_throughput_per_step(tmp_p
             "epoch_branch_0_1_loss", "epoch_loss"} <= tags, tags
     assert "batch_loss" in tags and len(events.Tensors("batch_loss")) == 2  # 4 steps, every 2
     assert float(tf.make_ndarray(events.Tensors("epoch_examples_per_s")[0].tensor_proto)) > 0
+    assert events.Tags()["graph"] and len(events.Graph().node) > 20  # the Graphs dashboard

@@ -3,7 +3,8 @@
 A training run writes into its output directory:
 
     logs/                 TensorBoard logs: every metric and loss term (synergy's, each multiplicative branch's), the
-                          learning rate and examples/s, per epoch and, with `log_every`, every that many steps
+                          learning rate and examples/s, per epoch and, with `log_every`, every that many steps;
+                          the model's graph
     backup/               `BackupAndRestore` state: rerunning the same command resumes an interrupted run
                           at the epoch it stopped (removed when the run completes)
     best.keras            the model of the epoch with the best validation task metric (`metrics.selection_metric`:
@@ -26,6 +27,7 @@ from multisensory.exports import export_saved_model
 
 from . import distribute
 from .metrics import selection_metric
+from .model_graph import ModelGraph
 from .throughput import Throughput
 
 
@@ -83,7 +85,7 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
             for split in ("train", "validation", "test")}
     backup = os.path.join(out, "backup") if strategy != "multiworker" else os.path.join(out, "backup",
                                                                                          f"worker-{worker}")
-    chief_only = [Throughput(batch_size),
+    chief_only = [Throughput(batch_size), ModelGraph(os.path.join(out, "logs")),
                   keras.callbacks.TensorBoard(os.path.join(out, "logs"), update_freq=log_every),
                   keras.callbacks.ModelCheckpoint(os.path.join(out, "best.keras"), monitor=monitor, mode=mode,
                                                   save_best_only=True)] if worker == 0 else []
