@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import keras
 import numpy as np
@@ -30,7 +31,8 @@ def _ports(n):
     return ports
 
 
-def _run_workers(argv_or_script, tmp_path, timeout=240):
+def _run_workers(argv_or_script, tmp_path, timeout=240, kill_after_exit_of=None):
+    """Runs two workers; with `kill_after_exit_of=i`, the other is killed once worker i has exited."""
     ports = _ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     processes = []
@@ -42,6 +44,12 @@ def _run_workers(argv_or_script, tmp_path, timeout=240):
                        if isinstance(argv_or_script, list) else [sys.executable, "-c", argv_or_script])
             processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                               text=True, cwd=tmp_path))
+        if kill_after_exit_of is not None:
+            processes[kill_after_exit_of].wait(timeout=timeout)
+            time.sleep(3)  # the other worker's backup of the same epoch is written by now
+            for p in processes:
+                if p.poll() is None:
+                    p.kill()
         outputs = [p.communicate(timeout=timeout)[0] for p in processes]
     finally:
         for p in processes:
@@ -133,3 +141,31 @@ def test_every_training_scheme_matches_one_device_on_two_workers(tmp_path):
                 both = [saved[f"arr_{k}"] for k in range(len(saved.files))]
             diff = max(float(np.abs(a - b).max()) for a, b in zip(single, both))
             assert moved > 1e-3 and diff < 1e-3 * moved, (case_id, index, moved, diff)
+
+
+def test_killed_workers_restarted_with_the_same_command_resume(tmp_path):
+    """Worker 1 dies after its epoch-2 backup; worker 0 is then stuck in a collective and is killed too. The same
+    command on both resumes at epoch 3 (each worker from its own `backup/worker-<i>/`)."""
+    out = str(tmp_path / "run")
+    dying = textwrap.dedent(f"""
+        import json, os, keras
+        from multisensory.training import runs
+
+        class DieAfterSecondEpoch(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch == 1 and json.loads(os.environ["TF_CONFIG"])["task"]["index"] == 1:
+                    os._exit(3)
+
+        runs.train("additive_fusion", "synthetic_av", {out!r}, epochs=6, batch_size=32, strategy="multiworker",
+                   config={{"width": 8, "hidden": [8], "recipe": "liu_higgs"}}, dataset_options={{"num_examples": 128}},
+                   callbacks=[DieAfterSecondEpoch()], verbose=2)
+    """)
+    codes, _ = _run_workers(dying, tmp_path, timeout=120, kill_after_exit_of=1)
+    assert codes[1] == 3 and codes[0] != 0  # worker 0 was killed while waiting for worker 1
+    resume = ["train", "--model", "additive_fusion", "--dataset", "synthetic_av", "--config", "width=8", "--config",
+              "hidden=[8]", "--config", "recipe=liu_higgs", "--dataset-option", "num_examples=128", "--epochs", "6",
+              "--batch-size", "32", "--strategy", "multiworker", "--out", out]
+    codes, outputs = _run_workers(resume, tmp_path)
+    assert codes == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    assert "Epoch 3/6" in outputs[0] and "Epoch 1/6" not in outputs[0] and "Epoch 2/6" not in outputs[0]
+    assert os.path.exists(os.path.join(out, "model.keras"))
