@@ -6,7 +6,8 @@ Signal-to-noise ratio (SNR) is a plain power ratio, not decibels, measured per e
 
 so white noise n ~ N(0, sigma^2) with sigma^2 = P_signal / SNR is added to every element. SNR 0.5 means the noise
 carries twice the power of the signal (Barnum et al. 2020 train at audio 0.5, image 0.25). An all-zero example stays
-zero. `float("inf")` or `None` leaves a modality untouched.
+zero. `float("inf")` or `None` leaves a modality untouched; SNRs below `MIN_SNR` (1e-30) are refused, since their noise
+overflows float32.
 
 A dataset may define the noise of a modality in a raw domain (`registry.Source.raw_noise`): `av_mnist`'s audio noise
 goes on each recording's own samples, before the silent front padding and the spectrogram, as in Barnum et al.'s
@@ -38,6 +39,9 @@ from .corruptions import CORRUPTIONS
 
 _NOISE, _DROPOUT, _CORRUPTION = 0, 1, 2
 BANK_ROWS = 1024
+# The smallest SNR: below it the noise's standard deviation sqrt(P / SNR) overflows float32 (3.4e38) for signals of
+# power up to 1e8, and every input would become +-inf.
+MIN_SNR = 1e-30
 
 
 def add_at_snr(x, unit_noise, snr):
@@ -126,7 +130,7 @@ def augment(dataset, modalities, snr=None, dropout=None, drop=(), corruptions=No
             corruptions and dropout.
     """
     modalities = list(modalities)
-    snr = {m: v for m, v in _check_setting("SNR", snr, modalities, 0.0, math.inf, False).items()
+    snr = {m: v for m, v in _check_setting("SNR", snr, modalities, MIN_SNR, math.inf, True).items()
            if v is not None and not math.isinf(v)}
     dropout = {m: v for m, v in _check_setting("Modality dropout", dropout, modalities, 0.0, 1.0, True).items() if v}
     drop = _check_setting("drop", {m: 1.0 for m in drop}, modalities, 0.0, 1.0, True)

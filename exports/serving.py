@@ -38,10 +38,18 @@ def export_saved_model(model, base_dir, model_name=None, version=None):
     Args:
         model: a built `FusionModel`.
         base_dir: str. TF-Serving's model base path.
-        model_name: str. Folder name of the model; defaults to `model.name`.
-        version: int. Version folder; defaults to the next free integer.
+        model_name: str. Folder name of the model (letters, digits, '.', '_', '-'; one folder, inside `base_dir`);
+            defaults to `model.name`.
+        version: int >= 1. Version folder (TF-Serving serves positive integer versions only); defaults to the next
+            free integer.
     """
-    model_dir = os.path.join(base_dir, model_name or model.name)
+    model_name = model_name or model.name
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", model_name) or ".." in model_name:
+        raise ValueError(f"Model name {model_name!r} must be one folder name of letters, digits, '.', '_' and '-' "
+                         f"(the export stays inside {base_dir!r}).")
+    if version is not None and (int(version) != version or int(version) < 1):
+        raise ValueError(f"Version {version!r} must be a positive integer: TF-Serving ignores other folders.")
+    model_dir = os.path.join(base_dir, model_name)
     version = next_version(model_dir) if version is None else int(version)
     path = os.path.join(model_dir, str(version))
     if os.path.exists(path):

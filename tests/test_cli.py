@@ -127,3 +127,34 @@ def test_tensorboard_logs_every_loss_term_the_rate_and_throughput_per_step(tmp_p
     assert "batch_loss" in tags and len(events.Tensors("batch_loss")) == 2  # 4 steps, every 2
     assert float(tf.make_ndarray(events.Tensors("epoch_examples_per_s")[0].tensor_proto)) > 0
     assert events.Tags()["graph"] and len(events.Graph().node) > 20  # the Graphs dashboard
+
+
+def test_refusals_that_protect_run_folders_and_exports(tmp_path, capsys):
+    """Each of these once saved garbage or wrote where it should not; now each is refused up front (exit 2)."""
+    train = ["train", "--model", "additive_fusion", "--dataset", "synthetic_av", "--dataset-option",
+             "num_examples=64", "--out", str(tmp_path / "run")]
+    assert cli.main(train + ["--epochs", "0"]) == 2 and not (tmp_path / "run" / "model.keras").exists()
+    assert cli.main(train + ["--epochs", "1", "--batch-size", "0"]) == 2
+    assert cli.main(train + ["--epochs", "1", "--noise", "image=1e-50"]) == 2
+    errors = capsys.readouterr().err
+    assert "epochs must be at least 1" in errors and "batch_size must be at least 1" in errors
+    assert "SNR for modality 'image' must lie in [1e-30" in errors
+
+    # metrics.json is strict JSON: an SNR of inf (no noise) is written as "inf"
+    assert cli.main(train + ["--epochs", "1", "--noise", "audio=inf"]) == 0
+    text = (tmp_path / "run" / "metrics.json").read_text()
+    report = json.loads(text, parse_constant=lambda name: pytest.fail(f"non-strict JSON constant {name}"))
+    assert report["settings"]["noise"] == {"audio": "inf"}
+
+    model_path = str(tmp_path / "run" / "model.keras")
+    for bad in (["--name", "../../x"], ["--name", "a/b"], ["--version", "-3"], ["--version", "0"]):
+        assert cli.main(["export", "--model-path", model_path, "--out", str(tmp_path / "serving"), *bad]) == 2
+    assert not (tmp_path.parent / "x").exists() and not list((tmp_path / "serving").rglob("saved_model.pb"))
+    errors = capsys.readouterr().err
+    assert "must be one folder name" in errors and "must be a positive integer" in errors
+
+    grid = tmp_path / "grid.csv"
+    grid.write_text("image_snr \\ audio_snr,original,1\noriginal,0.9,0.8\n1,0.7,0.6\n")
+    before = grid.read_text()
+    assert cli.main(["grid-diff", str(grid), str(grid), "--out", str(tmp_path / "grid")]) == 2
+    assert grid.read_text() == before and "would overwrite an input" in capsys.readouterr().err

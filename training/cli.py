@@ -261,6 +261,8 @@ def main(argv=None):
         elif args.command == "grid-diff":
             from multisensory.training import robustness
 
+            if os.path.abspath(f"{args.out}.csv") in (os.path.abspath(args.a), os.path.abspath(args.b)):
+                raise ValueError(f"--out {args.out} would overwrite an input ({args.out}.csv); choose another path.")
             grid = robustness.grid_difference(robustness.read_grid(args.a), robustness.read_grid(args.b))
             print("\n".join(robustness.write_grid(grid, args.out)))
         elif args.command == "evaluate":

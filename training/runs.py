@@ -18,6 +18,7 @@ Test metrics are measured under the run's own noise and dropped-modality setting
 """
 
 import json
+import math
 import os
 
 import keras
@@ -31,10 +32,22 @@ from .model_graph import ModelGraph
 from .throughput import Throughput
 
 
+def _strict(value):
+    """`value` with every non-finite float written as the string "inf", "-inf" or "nan" (strict JSON has no such
+    numbers; an SNR of inf, no noise, appears as "inf")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
+
+
 def write_json(path, payload):
-    """Writes a report (metrics, settings) as indented JSON."""
+    """Writes a report (metrics, settings) as indented, strict JSON (non-finite numbers as strings, see `_strict`)."""
     with open(path, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
+        json.dump(_strict(payload), f, indent=2, sort_keys=True, allow_nan=False)
 
 
 def read_json(path):
@@ -68,6 +81,10 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
         verbose: Keras `fit` verbosity ("auto" shows the progress bar).
     """
     config, dataset_options = dict(config or {}), dict(dataset_options or {})
+    if int(epochs) < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}: a run of no epoch would save an untrained model.")
+    if batch_size is not None and int(batch_size) < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
     os.makedirs(out, exist_ok=True)
     keras.utils.set_random_seed(seed)
     data_info = datasets.info(dataset, data_dir=data_dir or os.environ.get(datasets.DATA_ENV), **dataset_options)
