@@ -17,8 +17,9 @@ Images are float32 in [0, 1]. `seed` seeds both the source split and the pair sa
 
 Audio noise (`noise={"audio": snr}`) acts as in the paper's appendix A.3: white noise is added to the recording
 itself, its power measured over the recording's own samples, then the recording is front-padded with silence and
-the spectrogram taken, per batch in the tf.data pipeline (`Source.raw_fetch` and `finish`;
-`multisensory.datasets.noise`). Without audio noise the spectrograms are computed once, when the files are read.
+the spectrogram taken, per batch in the tf.data pipeline (the source's `RawDomain`; `multisensory.datasets.noise`).
+Without audio noise the spectrograms are computed once, when the files are read, and the raw domain (the recordings'
+spectra and the noise bank) is never built.
 
 What the paper states and what this loader does differ in two places, written here where the numbers are used:
 - The paper gives 87,516 training, 174,490 validation and 175,389 test pairs (section 4). Validation and test
@@ -39,7 +40,7 @@ import tensorflow as tf
 
 from .dataset_info import DatasetInfo, Modality, Task
 from . import noise as noise_lib
-from .registry import SPLITS, Source, missing_files_error, register_dataset
+from .registry import SPLITS, RawDomain, Source, missing_files_error, register_dataset
 
 TRAIN_PAIRS = 87_516
 WINDOW, STRIDE, BINS = 400, 200, 201
@@ -182,7 +183,7 @@ class WaveformNoise:
 
     The pipeline carries only the frames that overlap a recording's samples (`audio_frames`: example and frame of
     each row of `audio`; a short recording has few): the others are padding, zero before and after the noise.
-    Called as a `Source.raw_noise` entry on those raw features.
+    Called as the `RawDomain.noise` of `audio` on those raw features.
     """
 
     def __init__(self, waveforms, lengths, seed, rows=noise_lib.BANK_ROWS):
@@ -207,18 +208,17 @@ class WaveformNoise:
     def __call__(self, features, snr, seed):
         recordings, rows, at = features["audio_recording"], features["audio"], features["audio_frames"]
         i, j, start, sigma = self._scales(recordings, snr, seed)
-        frames = FRAMES
         example, frame = at[:, 0], at[:, 1]
         inside = tf.cast(STRIDE * frame >= tf.gather(start, example), tf.float32)  # wholly in the recording
-        unit = (tf.gather(self.bank_spectra, tf.gather(i, example) * frames + frame)
-                + tf.gather(self.bank_spectra, tf.gather(j, example) * frames + frame))
+        unit = (tf.gather(self.bank_spectra, tf.gather(i, example) * FRAMES + frame)
+                + tf.gather(self.bank_spectra, tf.gather(j, example) * FRAMES + frame))
         noisy = rows + (tf.gather(sigma, example) * inside)[:, None] * unit
         # The frames that can straddle the recording's start, floor((s - 1) / STRIDE) and the one before, get the
         # spectrum of their masked noise.
         last = tf.math.floordiv(start - 1, STRIDE)
-        straddle = tf.clip_by_value(tf.stack([last - 1, last], axis=1), 0, frames - 1)  # (batch, 2)
-        noise = (tf.gather(self.bank_frames, i[:, None] * frames + straddle)
-                 + tf.gather(self.bank_frames, j[:, None] * frames + straddle))  # (batch, 2, WINDOW)
+        straddle = tf.clip_by_value(tf.stack([last - 1, last], axis=1), 0, FRAMES - 1)  # (batch, 2)
+        noise = (tf.gather(self.bank_frames, i[:, None] * FRAMES + straddle)
+                 + tf.gather(self.bank_frames, j[:, None] * FRAMES + straddle))  # (batch, 2, WINDOW)
         positions = STRIDE * straddle[..., None] + tf.range(WINDOW)
         support = tf.cast(positions >= start[:, None, None], tf.float32)
         exact = tf.matmul(noise * support, self.dft)  # (batch, 2, 402): one frame's STFT as a matmul
@@ -267,19 +267,23 @@ def load_split(split, data_dir, seed=0, num_pairs=None):
         audio = tf.gather(spectrograms, tf.gather(audio_index, indices))
         return {"image": image(indices), "audio": audio}, tf.gather(labels, indices)
 
-    samples = int(waveforms.shape[1])
-    flat_spectra = tf.reshape(_recording_spectra(data_dir), [-1, 2 * BINS])
+    def raw():
+        samples = int(waveforms.shape[1])
+        flat_spectra = tf.reshape(_recording_spectra(data_dir), [-1, 2 * BINS])
 
-    def raw_fetch(indices):
-        # Only the frames that overlap a recording's samples: the others are padding, silent with or without noise.
-        recordings = tf.cast(tf.gather(audio_index, indices), tf.int32)
-        first = tf.maximum(tf.math.floordiv(samples - tf.gather(lengths, recordings) - WINDOW, STRIDE) + 1, 0)
-        at = tf.cast(tf.where(tf.range(FRAMES)[None, :] >= first[:, None]), tf.int32)  # (rows, 2): example, frame
-        rows = tf.gather(flat_spectra, tf.gather(recordings, at[:, 0]) * FRAMES + at[:, 1])
-        return ({"image": image(indices), "audio": rows, "audio_frames": at, "audio_recording": recordings},
-                tf.gather(labels, indices))
+        def raw_fetch(indices):
+            # Only the frames that overlap a recording's samples: the others are padding, silent with or without
+            # noise.
+            recordings = tf.cast(tf.gather(audio_index, indices), tf.int32)
+            first = tf.maximum(tf.math.floordiv(samples - tf.gather(lengths, recordings) - WINDOW, STRIDE) + 1, 0)
+            at = tf.cast(tf.where(tf.range(FRAMES)[None, :] >= first[:, None]), tf.int32)  # (rows, 2): example, frame
+            rows = tf.gather(flat_spectra, tf.gather(recordings, at[:, 0]) * FRAMES + at[:, 1])
+            return ({"image": image(indices), "audio": rows, "audio_frames": at, "audio_recording": recordings},
+                    tf.gather(labels, indices))
 
-    return Source(len(table["label"]), fetch, raw_fetch, {"audio": _waveform_noise(data_dir, seed)}, finish)
+        return RawDomain(raw_fetch, {"audio": _waveform_noise(data_dir, seed)}, finish)
+
+    return Source(len(table["label"]), fetch, raw, raw_modalities=("audio",))
 
 
 register_dataset(INFO, load_split)

@@ -9,7 +9,7 @@ carries twice the power of the signal (Barnum et al. 2020 train at audio 0.5, im
 zero. `float("inf")` or `None` leaves a modality untouched; SNRs below `MIN_SNR` (1e-30) are refused, since their noise
 overflows float32.
 
-A dataset may define the noise of a modality in a raw domain (`registry.Source.raw_noise`): `av_mnist`'s audio noise
+A dataset may define the noise of a modality in a raw domain (`registry.RawDomain`): `av_mnist`'s audio noise
 goes on each recording's own samples, before the silent front padding and the spectrogram, as in Barnum et al.'s
 appendix A.3 (`multisensory.datasets.av_mnist`). Its `finish` then gives the model's features, before corruptions
 and dropout.

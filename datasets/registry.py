@@ -26,24 +26,36 @@ class Source:
     """One split of a dataset, ready to be batched.
 
     Some datasets' noise acts before a preprocessing step (Barnum et al. add `av_mnist`'s audio noise to the
-    recording, before padding and the spectrogram). Such a source also gives `raw_fetch`, returning features in an
-    intermediate form, `raw_noise` {modality: noise(features, snr, seed) -> features} acting on that form, and
-    `finish`, mapping it to the dataset's features. `load` takes that path whenever noise is asked for one of the
-    `raw_noise` modalities; without such noise `fetch` gives the same features as `finish(raw_fetch(...))`.
+    recording, before padding and the spectrogram). Such a source names those `raw_modalities` and gives `raw`, a
+    function returning its `RawDomain`; `load` calls it (and so builds what it holds) only when noise is asked for
+    one of them. Without such noise `fetch` gives the same features as `finish(raw.fetch(...))`.
 
     Args:
         size: int. Number of examples.
         fetch: callable. Maps an int64 tensor of example indices (batch,) to `({modality: tensor}, labels)`.
-        raw_fetch: callable or None. As `fetch`, in the intermediate form.
-        raw_noise: dict. Modality to its noise on the intermediate form.
-        finish: callable or None. Maps intermediate features to the dataset's features.
+        raw: callable or None. Returns the source's `RawDomain`.
+        raw_modalities: tuple of str. The modalities whose noise acts in the raw domain.
     """
 
     size: int
     fetch: Callable
-    raw_fetch: Callable | None = None
-    raw_noise: dict = dataclasses.field(default_factory=dict)
-    finish: Callable | None = None
+    raw: Callable | None = None
+    raw_modalities: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class RawDomain:
+    """Where a source's noise acts before its preprocessing (see `Source`).
+
+    Args:
+        fetch: callable. As `Source.fetch`, with features in an intermediate form.
+        noise: dict. Modality to its noise `noise(features, snr, seed) -> features` on that form.
+        finish: callable. Maps intermediate features to the dataset's features.
+    """
+
+    fetch: Callable
+    noise: dict
+    finish: Callable
 
 
 def array_source(features, labels, transform=None):
@@ -148,10 +160,11 @@ def load(name, split, data_dir=None, batch_size=32, noise=None, dropout=None, dr
     indices = tf.data.Dataset.range(source.size)
     if shuffle:
         indices = indices.shuffle(source.size, seed=seed, reshuffle_each_iteration=True)
-    raw = any(v is not None and v != float("inf") for m, v in (noise or {}).items() if m in source.raw_noise)
+    raw = source.raw() if any(v is not None and v != float("inf") for m, v in (noise or {}).items()
+                              if m in source.raw_modalities) else None
     dataset = indices.batch(batch_size, drop_remainder=drop_remainder).map(
-        source.raw_fetch if raw else source.fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        raw.fetch if raw else source.fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = noise_lib.augment(dataset, dataset_info.modality_names, snr=noise, dropout=dropout, drop=drop,
                                 corruptions=corruptions, seed=seed, rerandomize=shuffle,
-                                raw_noise=source.raw_noise if raw else None, finish=source.finish if raw else None)
+                                raw_noise=raw.noise if raw else None, finish=raw.finish if raw else None)
     return dataset.prefetch(tf.data.AUTOTUNE)

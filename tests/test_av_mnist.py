@@ -98,11 +98,11 @@ def test_audio_noise_goes_on_the_recording_before_padding_and_the_spectrogram(da
         assert not np.array_equal(audio[k, -1], clean["audio"].numpy()[k, -1])
 
     # The spectra added per batch equal the direct formulation: noise on the waveform's own samples, then the STFT.
-    source = av_mnist.load_split("test", data_dir, num_pairs=32)
-    raw, _ = source.raw_fetch(np.arange(32))
-    np.testing.assert_allclose(source.finish(raw)["audio"].numpy(), spectrograms[table["audio_index"]], atol=1e-5)
-    noise, seed = source.raw_noise["audio"], tf.constant([3, 4], tf.int64)
-    fast = source.finish(noise(raw, 0.5, seed))["audio"].numpy()
+    domain = av_mnist.load_split("test", data_dir, num_pairs=32).raw()
+    raw, _ = domain.fetch(np.arange(32))
+    np.testing.assert_allclose(domain.finish(raw)["audio"].numpy(), spectrograms[table["audio_index"]], atol=1e-5)
+    noise, seed = domain.noise["audio"], tf.constant([3, 4], tf.int64)
+    fast = domain.finish(noise(raw, 0.5, seed))["audio"].numpy()
     direct = noise.reference(raw["audio_recording"], 0.5, seed).numpy()
     np.testing.assert_allclose(fast, direct, atol=2e-4)
 
