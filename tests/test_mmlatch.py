@@ -60,8 +60,8 @@ def test_symmetric_attention_has_projections_per_modality_by_hand():
     mask_a, mask_b = np.ones((2, 6), bool), np.r_[[[False] * 2 + [True] * 4], [[True] * 6]]
     out = layer(a, b, mask_a, mask_b).numpy()
     assert len(layer.trainable_weights) == 6
-    (qk, kk, vk), (ql, kl, vl) = [[layer.projections[s][n].kernel.numpy() for n in ("query", "key", "value")]
-                                  for s in (0, 1)]
+    qk, kl, vl = (getattr(layer.k_to_l, n).kernel.numpy() for n in ("query", "key", "value"))
+    ql, kk, vk = (getattr(layer.l_to_k, n).kernel.numpy() for n in ("query", "key", "value"))
 
     def attend_by_hand(q, k, v, mask):
         scores = np.where(mask[:, None, :], q @ np.swapaxes(k, 1, 2) / 2.0, -np.inf)  # sqrt(d) = 2

@@ -3,9 +3,9 @@
 - `SelfAttention`: r = softmax(Q K^T / sqrt(d)) V over one sequence, with learned projections of size d.
 - `CrossModalAttention`: a_kl = softmax(K_l^T Q_k / sqrt(d)) V_l + r_k: the queries come from modality k, keys and
   values from modality l; the residual keeps k's sequence (so a_kl has k's length and size d).
-- `SymmetricAttention`: m_kl = a_kl + a_lk with eq. 1's projections per modality: W^Q_k, W^K_k, W^V_k of modality k
-  and W^Q_l, W^K_l, W^V_l of modality l (six matrices, as in the authors' code), so a_kl uses Q_k, K_l, V_l and a_lk
-  uses Q_l, K_k, V_k; both sequences must have one length.
+- `SymmetricAttention`: m_kl = a_kl + a_lk with eq. 1's projections per modality (six matrices, as in the authors'
+  code): one `CrossModalAttention` per direction, so a_kl has its own W^Q (k's queries) and W^K, W^V (l's keys and
+  values) and a_lk the other three; both sequences must have one length.
 
 Padding steps (masks from `padding_mask`) are never attended to: their scores are set to -inf before the softmax.
 """
@@ -62,15 +62,11 @@ class SymmetricAttention(layers.Layer):
     def __init__(self, units, **kwargs):
         super().__init__(**kwargs)
         self.units = units
-        self.projections = [{n: layers.Dense(units, use_bias=False, name=f"{n}_{side}") for n in ("query", "key",
-                                                                                                  "value")}
-                            for side in ("k", "l")]
+        self.k_to_l = CrossModalAttention(units, name="k_to_l")  # a_kl: Q_k, K_l, V_l
+        self.l_to_k = CrossModalAttention(units, name="l_to_k")  # a_lk: Q_l, K_k, V_k
 
     def call(self, r_k, r_l, mask_k, mask_l):
-        k, l = self.projections
-        a_kl = attend(k["query"](r_k), l["key"](r_l), l["value"](r_l), mask_l) + r_k
-        a_lk = attend(l["query"](r_l), k["key"](r_k), k["value"](r_k), mask_k) + r_l
-        return a_kl + a_lk
+        return self.k_to_l(r_k, r_l, mask_l) + self.l_to_k(r_l, r_k, mask_k)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
