@@ -69,11 +69,11 @@ class ZooHyperModel(keras_tuner.HyperModel):
 
     def fit(self, hp, model, x, *args, **kwargs):
         """`model.fit`; a batch size drawn by the search space re-batches a batched `tf.data` input."""
-        _, training = zoo.sample_config(self.model, hp, self.config)
-        if "batch_size" in training:
-            x = x.unbatch().batch(training["batch_size"])
+        batch_size = hp.values.get("batch_size")  # drawn in `build` when the space has one
+        if batch_size is not None:
+            x = x.unbatch().batch(batch_size)
             if kwargs.get("validation_data") is not None:
-                kwargs["validation_data"] = kwargs["validation_data"].unbatch().batch(training["batch_size"])
+                kwargs["validation_data"] = kwargs["validation_data"].unbatch().batch(batch_size)
         return model.fit(x, *args, **kwargs)
 
 
