@@ -30,7 +30,6 @@ What the paper states and what this loader does differ in two places, written he
   (18,262 samples) of v1.0.10 used here.
 """
 
-import functools
 import glob
 import os
 import wave
@@ -39,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from .dataset_info import DatasetInfo, Modality, Task
+from .files import DataFileError, cache_watching, check_labels, check_uint8_pixels, reading, regular_file
 from . import noise as noise_lib
 from .registry import SPLITS, RawDomain, Source, missing_files_error, register_dataset
 
@@ -74,7 +74,11 @@ def _split_indices(n, seed):
     return dict(zip(SPLITS, np.split(order, [n_train, n_train + n_val])))
 
 
-@functools.lru_cache(maxsize=2)
+def _folders(data_dir, *_, **__):
+    return [os.path.join(data_dir, "mnist"), os.path.join(data_dir, "fsdd")]
+
+
+@cache_watching(_folders)
 def _read_sources(data_dir):
     """Reads MNIST images/labels and FSDD spectrograms/labels once per data directory."""
     mnist_path = os.path.join(data_dir, "mnist", "mnist.npz")
@@ -84,12 +88,14 @@ def _read_sources(data_dir):
     if missing:
         raise missing_files_error(INFO, data_dir, missing)
 
-    with np.load(mnist_path, allow_pickle=False) as f:
-        images = np.concatenate([f["x_train"], f["x_test"]])
-        image_labels = np.concatenate([f["y_train"], f["y_test"]]).astype("int32")
+    with reading(regular_file(mnist_path)), np.load(mnist_path, allow_pickle=False) as f:
+        images = np.concatenate([check_uint8_pixels(f[k], mnist_path, k) for k in ("x_train", "x_test")])
+        image_labels = check_labels(np.concatenate([f["y_train"], f["y_test"]]), 10, mnist_path)
+    if images.shape[1:] != (28, 28):
+        raise DataFileError(f"'{mnist_path}': images must be 28x28, got {images.shape[1:]}.")
 
     waves = [_read_wav(p) for p in wav_paths]
-    audio_labels = np.array([int(os.path.basename(p).split("_")[0]) for p in wav_paths], dtype="int32")
+    audio_labels = np.array([_digit(p) for p in wav_paths], dtype="int32")
     longest = max(len(w) for w in waves)
     padded = np.zeros((len(waves), longest), dtype="float32")
     for i, w in enumerate(waves):
@@ -102,12 +108,24 @@ def _read_sources(data_dir):
     return images, image_labels, spectrograms, audio_labels, padded, lengths
 
 
+def _digit(path):
+    digit = os.path.basename(path).split("_")[0]
+    if not (digit.isdigit() and int(digit) < 10):
+        raise DataFileError(f"'{path}': FSDD names are {{digit}}_{{speaker}}_{{take}}.wav with a digit 0-9 first.")
+    return int(digit)
+
+
 def _read_wav(path):
-    with wave.open(path, "rb") as w:
+    with reading(regular_file(path)), wave.open(path, "rb") as w:
         if w.getnchannels() != 1 or w.getsampwidth() != 2 or w.getframerate() != SAMPLE_RATE:
-            raise ValueError(f"Dataset 'av_mnist': '{path}' must be mono 16-bit {SAMPLE_RATE} Hz, got "
-                             f"{w.getnchannels()} channel(s), {8 * w.getsampwidth()}-bit, {w.getframerate()} Hz.")
-        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype("float32") / 32768.0
+            raise DataFileError(f"Dataset 'av_mnist': '{path}' must be mono 16-bit {SAMPLE_RATE} Hz, got "
+                                f"{w.getnchannels()} channel(s), {8 * w.getsampwidth()}-bit, {w.getframerate()} Hz.")
+        frames = w.getnframes()
+        data = w.readframes(frames)
+    if len(data) != 2 * frames or not frames:
+        raise DataFileError(f"'{path}' is truncated or empty: its header announces {frames} samples, it holds "
+                            f"{len(data) // 2}.")
+    return np.frombuffer(data, dtype="<i2").astype("float32") / 32768.0
 
 
 def spectrogram(waveforms):
@@ -129,6 +147,8 @@ def pairs(split, data_dir, seed=0, num_pairs=None):
     images, image_labels, _, audio_labels, _, _ = _read_sources(os.path.abspath(data_dir))
     image_split = _split_indices(len(images), [seed, 0])[split]
     audio_split = _split_indices(len(audio_labels), [seed, 1])[split]
+    if num_pairs is not None and (int(num_pairs) != num_pairs or num_pairs < 1):
+        raise ValueError(f"Dataset 'av_mnist': num_pairs must be a positive integer, got {num_pairs!r}.")
     num_pairs = num_pairs or (TRAIN_PAIRS if split == "train" else TRAIN_PAIRS // 8)
 
     by_digit = [(image_split[image_labels[image_split] == d], audio_split[audio_labels[audio_split] == d])
@@ -148,7 +168,7 @@ def pairs(split, data_dir, seed=0, num_pairs=None):
     return {"image_index": image_index, "audio_index": audio_index, "label": digit.astype("int32")}
 
 
-@functools.lru_cache(maxsize=2)
+@cache_watching(_folders)
 def _source_tensors(data_dir):
     images, _, spectrograms, _, waveforms, lengths = _read_sources(data_dir)
     return tf.constant(images), tf.constant(spectrograms), tf.constant(waveforms), tf.constant(lengths)
@@ -160,7 +180,7 @@ def _spectra(waveforms):
     return tf.concat([tf.math.real(stft), tf.math.imag(stft)], axis=-1)
 
 
-@functools.lru_cache(maxsize=2)
+@cache_watching(_folders)
 def _recording_spectra(data_dir):
     """`_spectra` of the padded recordings."""
     return _spectra(_source_tensors(data_dir)[2])
@@ -237,7 +257,7 @@ class WaveformNoise:
         return spectrogram_tensor(noisy)
 
 
-@functools.lru_cache(maxsize=2)
+@cache_watching(_folders)
 def _waveform_noise(data_dir, seed):
     _, _, waveforms, lengths = _source_tensors(data_dir)
     return WaveformNoise(waveforms, lengths, seed)

@@ -15,7 +15,6 @@ CIFAR has no validation split: `validation_size` training images (default 5,000)
 permutation. Pixels are float32 in [0, 1].
 """
 
-import functools
 import glob
 import os
 import tarfile
@@ -24,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import safe_pickle
+from .files import DataFileError, cache_watching, check_labels, check_uint8_pixels, reading, regular_file
 from .dataset_info import DatasetInfo, Modality, Task
 from .registry import array_source, missing_files_error, register_dataset
 
@@ -53,23 +53,48 @@ def _info(name, num_classes):
 INFOS = {"cifar10": _info("cifar10", 10), "cifar100": _info("cifar100", 100)}
 
 
-def _from_pickles(folder, train_files, test_files, label_key):
+def _from_pickles(folder, train_files, test_files, label_key, num_classes):
+    def batch(path):
+        with reading(path):
+            content = safe_pickle.load(path)
+            images = np.asarray(content["data"]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+            return check_uint8_pixels(images, path, "data"), check_labels(content[label_key], num_classes, path)
+
     def read(files):
-        batches = [safe_pickle.load(os.path.join(folder, f)) for f in files]
-        images = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        return images, np.concatenate([b[label_key] for b in batches]).astype("int32")
+        batches = [batch(os.path.join(folder, f)) for f in files]
+        return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
 
     return {"train": read(train_files), "test": read(test_files)}
 
 
-def _from_npz(path):
-    with np.load(path, allow_pickle=False) as f:
-        return {s: (f[f"x_{s}"], f[f"y_{s}"].reshape(-1).astype("int32")) for s in ("train", "test")}
+def _from_npz(path, num_classes):
+    with reading(regular_file(path)), np.load(path, allow_pickle=False) as f:
+        return {s: (check_uint8_pixels(f[f"x_{s}"], path, f"x_{s}"), check_labels(f[f"y_{s}"], num_classes, path))
+                for s in ("train", "test")}
 
 
 def _read_bytes(path):
-    with open(path, "rb") as f:
+    with reading(regular_file(path)), open(path, "rb") as f:
         return f.read()
+
+
+def _decode(blobs, names, root):
+    """uint8 images (n, 32, 32, 3) of encoded `blobs`; a file that does not decode is named in the error."""
+    decoded = tf.data.Dataset.from_tensor_slices(blobs).map(
+        lambda b: tf.io.decode_image(b, channels=3, expand_animations=False),
+        num_parallel_calls=tf.data.AUTOTUNE).batch(4096)
+    try:
+        return np.concatenate([batch.numpy() for batch in decoded])
+    except tf.errors.InvalidArgumentError:
+        for blob, name in zip(blobs, names):
+            try:
+                image = tf.io.decode_image(blob, channels=3, expand_animations=False)
+            except tf.errors.InvalidArgumentError as error:
+                raise DataFileError(f"'{root}': '{name}' is not a readable image: {error.message}") from None
+            if tuple(image.shape) != (32, 32, 3):
+                raise DataFileError(f"'{root}': '{name}' is {image.shape[1]}x{image.shape[0]}; CIFAR images are "
+                                    "32x32.") from None
+        raise
 
 
 def _image_files(root):
@@ -95,7 +120,7 @@ def _image_files(root):
             for n in names:
                 visit(parts + [n], False, lambda path=os.path.join(directory, n): _read_bytes(path))
         return files, classes
-    with tarfile.open(root) as archive:
+    with reading(regular_file(root)), tarfile.open(root) as archive:
         for member in archive:
             visit(member.name.rstrip("/").split("/"), member.isdir(),
                   lambda m=member: archive.extractfile(m).read())
@@ -112,24 +137,21 @@ def _from_images(root, name, num_classes):
     splits = {}
     for split in ("train", "test"):
         keys = sorted(k for k in files if k[0] == split)
-        blobs = tf.data.Dataset.from_tensor_slices([files[k] for k in keys])
-        decoded = blobs.map(lambda b: tf.io.decode_image(b, channels=3, expand_animations=False),
-                            num_parallel_calls=tf.data.AUTOTUNE).batch(4096)
-        images = np.concatenate([batch.numpy() for batch in decoded])
+        images = _decode([files[k] for k in keys], ["/".join(k) for k in keys], root)
         splits[split] = images, np.array([classes.index(k[1]) for k in keys], dtype="int32")
     return splits
 
 
-@functools.lru_cache(maxsize=2)
+@cache_watching(lambda data_dir, name: [os.path.join(data_dir, name)])
 def read_splits(data_dir, name):
     """{"train": (images uint8 (n, 32, 32, 3), labels), "test": (...)} from the first layout found."""
     folder = os.path.join(data_dir, name)
     pickle_dir, train_files, test_files, label_key = _PICKLES[name]
     num_classes = INFOS[name].task.num_classes
     if all(os.path.isfile(os.path.join(folder, pickle_dir, f)) for f in train_files + test_files):
-        return _from_pickles(os.path.join(folder, pickle_dir), train_files, test_files, label_key)
+        return _from_pickles(os.path.join(folder, pickle_dir), train_files, test_files, label_key, num_classes)
     if os.path.isfile(os.path.join(folder, f"{name}.npz")):
-        return _from_npz(os.path.join(folder, f"{name}.npz"))
+        return _from_npz(os.path.join(folder, f"{name}.npz"), num_classes)
     if os.path.isdir(os.path.join(folder, "train")):
         return _from_images(folder, name, num_classes)
     archives = sorted(glob.glob(os.path.join(folder, "*.tar.gz")))

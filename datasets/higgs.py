@@ -14,14 +14,17 @@ Files under `<data_dir>/higgs/`, read in this order of preference:
   non-test rows as above), train = the rest.
 
 Each modality is standardised with the mean and standard deviation of the training split only.
+
+Files are checked when read: a NaN or infinite cell, or a label other than 0 or 1, is refused with the file, the row
+(counted from 1) and the column, rather than dropped, truncated or spread through the standardisation statistics.
 """
 
-import functools
 import os
 
 import numpy as np
 
 from .dataset_info import DatasetInfo, Modality, Task
+from .files import DataFileError, cache_watching, check_finite, check_labels, reading, regular_file
 from .registry import array_source, missing_files_error, register_dataset
 
 FULL_ROWS, TEST_ROWS = 11_000_000, 500_000
@@ -51,15 +54,24 @@ def holdout_rows(n, share=FULL_ROWS // TEST_ROWS):
     return TEST_ROWS if n >= FULL_ROWS else round(n / share)
 
 
+COLUMNS = ("label",) + tuple(f"low_level[{i}]" for i in range(LOW)) + tuple(f"high_level[{i}]" for i in range(HIGH))
+
+
 def _read_table(path, delimiter):
-    table = np.loadtxt(path, delimiter=delimiter, dtype="float32", ndmin=2)
+    """The file's rows (label, 28 features) after the checks of the module docstring."""
+    with reading(regular_file(path)):
+        table = np.loadtxt(path, delimiter=delimiter, dtype="float32", ndmin=2)
     if table.shape[1] != 1 + LOW + HIGH:
-        raise ValueError(f"Dataset 'higgs': '{path}' has {table.shape[1]} columns; expected {1 + LOW + HIGH} "
-                         "(label, 21 low-level, 7 high-level).")
+        raise DataFileError(f"Dataset 'higgs': '{path}' has {table.shape[1]} columns; expected {1 + LOW + HIGH} "
+                            "(label, 21 low-level, 7 high-level).")
+    if not len(table):
+        raise DataFileError(f"Dataset 'higgs': '{path}' has no rows.")
+    check_finite(table, path, COLUMNS)
+    check_labels(table[:, 0], 2, path)
     return table
 
 
-@functools.lru_cache(maxsize=2)
+@cache_watching(lambda data_dir: [os.path.join(data_dir, "higgs")])
 def read_splits(data_dir):
     """{split: (features (n, 28), labels (n,))} before standardisation."""
     folder = os.path.join(data_dir, "higgs")

@@ -112,7 +112,9 @@ def resolve_data_dir(dataset_info, data_dir=None):
     """
     data_dir = data_dir or os.environ.get(DATA_ENV)
     if not data_dir or not os.path.isdir(data_dir):
-        where = f"'{data_dir}' does not exist" if data_dir else f"no data directory given (--data-dir or ${DATA_ENV})"
+        where = (f"no data directory given (--data-dir or ${DATA_ENV})" if not data_dir else
+                 f"'{data_dir}' is a file, not a directory" if os.path.exists(data_dir) else
+                 f"'{data_dir}' does not exist")
         raise FileNotFoundError(
             f"Dataset '{dataset_info.name}': {where}. Expected layout under the data directory:\n"
             f"{dataset_info.files}\nSource: {dataset_info.source}")

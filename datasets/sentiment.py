@@ -28,7 +28,6 @@ Feature sizes depend on the file (MulT's MOSI pickle: GloVe 300, COVAREP subset 
 free length; `datasets.info(name, data_dir=...)` describes the files found, and models are built from that.
 """
 
-import functools
 import glob
 import json
 import os
@@ -36,6 +35,7 @@ import os
 import numpy as np
 
 from . import safe_pickle
+from .files import cache_watching, reading, regular_file
 from .dataset_info import DatasetInfo, Modality, Task
 from .registry import SPLITS, array_source, missing_files_error, register_dataset
 from .sequence_features import finite, front_pad, standardize
@@ -95,17 +95,18 @@ def _find(folder, name, file):
 def _from_pickle(path):
     data = safe_pickle.load(path)
     splits = {}
-    for split, key in PICKLE_SPLITS.items():
-        part = data[key]
-        labels = part["labels"] if "labels" in part else part["regression_labels"]
-        splits[split] = ({m: finite(part[m]) for m in MODALITIES}, finite(labels).reshape(-1))
+    with reading(path):
+        for split, key in PICKLE_SPLITS.items():
+            part = data[key]
+            labels = part["labels"] if "labels" in part else part["regression_labels"]
+            splits[split] = ({m: finite(part[m]) for m in MODALITIES}, finite(labels).reshape(-1))
     return splits
 
 
 def _read_csd(path):
     import h5py
 
-    with h5py.File(path, "r") as f:
+    with reading(regular_file(path)), h5py.File(path, "r") as f:
         root = next(iter(f.keys()))
         return root, {segment: np.asarray(group["features"]) for segment, group in f[root]["data"].items()}
 
@@ -154,7 +155,7 @@ def _from_csd(folder, max_len, seed):
     return splits
 
 
-@functools.lru_cache(maxsize=4)
+@cache_watching(lambda data_dir, name, *_, **__: [os.path.join(data_dir, name)], maxsize=4)
 def read_splits(data_dir, name, file=None, max_len=50, normalize=False, seed=0):
     """{split: ({modality: (n, T, D)}, labels (n,))} of the first format found (see the module docstring)."""
     folder = os.path.join(data_dir, name)

@@ -14,12 +14,12 @@ Each example is the punchline's words (with `context=True`, the context sentence
 `max_len` steps as in `sequence_features` (front padding, last steps kept, non-finite values 0).
 """
 
-import functools
 import os
 
 import numpy as np
 
 from . import safe_pickle
+from .files import cache_watching
 from .dataset_info import DatasetInfo, Modality, Task
 from .registry import array_source, missing_files_error, register_dataset
 from .sequence_features import finite, front_pad, standardize
@@ -56,7 +56,7 @@ def _words(entry, key, context):
     return np.concatenate(rows) if rows else np.zeros((0, 1))
 
 
-@functools.lru_cache(maxsize=2)
+@cache_watching(lambda data_dir, *_, **__: [os.path.join(data_dir, "ur_funny")])
 def read_splits(data_dir, max_len=50, context=False, normalize=False):
     """{split: ({modality: (n, max_len, D)}, labels (n,))}."""
     folder = os.path.join(data_dir, "ur_funny")
