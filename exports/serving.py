@@ -12,6 +12,8 @@ import re
 import keras
 import tensorflow as tf
 
+from multisensory.training import atomic
+
 
 def serving_outputs(model, prediction):
     """The named outputs of a serving signature for a model's prediction."""
@@ -61,5 +63,7 @@ def export_saved_model(model, base_dir, model_name=None, version=None):
 
     archive = keras.export.ExportArchive()  # tracks the variables the endpoint uses: training-only parts stay out
     archive.add_endpoint("serving_default", serve, input_signature=input_signature(model))
-    archive.write_out(path, verbose=False)
+    os.makedirs(model_dir, exist_ok=True)
+    with atomic.destination(path) as temporary:  # TF-Serving never sees a half-written version
+        archive.write_out(temporary, verbose=False)
     return path

@@ -31,15 +31,22 @@ def parse_setting(text, value_type=float):
 
 
 def parse_assignments(items):
-    """Parses ['width=32', 'hidden=[64,32]', 'combine=concat'] into a dict, values read as JSON where they parse."""
+    """Parses ['width=32', 'hidden=[64,32]', 'combine=concat'] into a dict, values read as JSON where they parse.
+
+    A value that starts like JSON (a list, an object, a quoted string) must parse: `hidden=[64,` is an error, not
+    the string "[64,".
+    """
     config = {}
     for item in items or ():
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"error: expected KEY=VALUE, got '{item}'")
+            raise ValueError(f"expected KEY=VALUE, got '{item}'")
         try:
             config[key] = json.loads(value)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as error:
+            if value.lstrip()[:1] in ('[', '{', '"'):
+                raise ValueError(f"'{item}': the value is not valid JSON ({error.msg} at character {error.pos}).") \
+                    from None
             config[key] = value
     return config
 
@@ -68,6 +75,12 @@ def _add_train_args(parser):
                         help="tf.distribute strategy (multiworker: the cluster from TF_CONFIG)")
     parser.add_argument("--log-every", type=int, help="TensorBoard scalars every that many steps too")
     parser.add_argument("--out", help="output directory (default runs/<model>-<dataset>)")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true",
+                          help="replace a run already in --out (by default a finished run there is refused)")
+    existing.add_argument("--resume", action="store_true",
+                          help="resume the interrupted run in --out, and fail if there is none (a rerun of the same "
+                               "command resumes anyway)")
 
 
 def build_parser():
@@ -142,6 +155,10 @@ def _drop(text):
     return tuple(m.strip() for m in text.split(",") if m.strip())
 
 
+def _existing(args, default):
+    return "overwrite" if args.overwrite else "resume" if args.resume else default
+
+
 def _train_args(args):
     return dict(data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, strategy=args.strategy,
                 log_every=args.log_every or "epoch", noise=args.noise, dropout=args.dropout, seed=args.seed,
@@ -211,9 +228,15 @@ def _tune(args):
 
 
 def main(argv=None):
+    """Runs a command; every anticipated failure (bad arguments or data, I/O such as a full disk, TensorFlow's
+    input errors) ends with one line on stderr and exit status 2, never a traceback."""
     args = build_parser().parse_args(argv)
+    import tensorflow as tf
+
     from multisensory import datasets, zoo
     from multisensory.training import runs
+
+    anticipated = (ValueError, TypeError, OSError, EOFError, tf.errors.OpError)
 
     try:
         if args.command == "list":
@@ -221,14 +244,16 @@ def main(argv=None):
             print("datasets: " + ", ".join(datasets.list_datasets()))
         elif args.command == "train":
             out = args.out or f"runs/{args.model}-{args.dataset}"
-            metrics = runs.train(args.model, args.dataset, out, drop=_drop(args.drop), **_train_args(args))
+            metrics = runs.train(args.model, args.dataset, out, drop=_drop(args.drop),
+                                 existing=_existing(args, "refuse"), **_train_args(args))
             _print_metrics(f"test metrics ({out}/metrics.json):", metrics)
             print(f"tensorboard --logdir {os.path.join(out, 'logs')}")
         elif args.command == "compare":
             if args.drop:
                 raise ValueError("compare drops modalities itself; --drop is not accepted here.")
             out = args.out or f"runs/compare-{args.model}-{args.dataset}"
-            results = runs.compare(args.model, args.dataset, out, **_train_args(args))
+            results = runs.compare(args.model, args.dataset, out, existing=_existing(args, "reuse"),
+                                   **_train_args(args))
             names = list(next(iter(results.values())))
             print(f"\ntest metrics ({out}/compare.json)")
             print(f"{'run':>16s}" + "".join(f"{n:>10s}" for n in names))
@@ -275,9 +300,14 @@ def main(argv=None):
 
             model = runs.load_model(args.model_path)
             print(export_saved_model(model, args.out, model_name=args.name, version=args.version))
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except anticipated as error:
+        message = error.message.splitlines()[0] if isinstance(error, tf.errors.OpError) else str(error)
+        print(f"error: {type(error).__name__}: {message}" if isinstance(error, OSError) and not isinstance(
+            error, FileNotFoundError) else f"error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume from the last complete epoch", file=sys.stderr)
+        return 130
     return 0
 
 

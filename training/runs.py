@@ -1,53 +1,44 @@
 """Training, evaluation and comparison runs: what `multisensory train | evaluate | compare` do.
 
-A training run writes into its output directory:
+A training run writes into its output directory (every file atomically: written under a temporary name, then
+renamed, so a kill or a full disk never leaves a truncated file under a real name):
 
+    run.json              the run's settings, written when it starts: a rerun with other settings is refused
+    .lock                 while the run is going: a second run on the folder is refused
     logs/                 TensorBoard logs: every metric and loss term (synergy's, each multiplicative branch's), the
                           learning rate and examples/s, per epoch and, with `log_every`, every that many steps;
                           the model's graph
-    backup/               `BackupAndRestore` state: rerunning the same command resumes an interrupted run
-                          at the epoch it stopped (removed when the run completes)
+    backup/               the state after the last complete epoch (`multisensory.training.checkpoints`): rerunning the
+                          same command resumes an interrupted run there, with the data order, noise and dropout
+                          masks an uninterrupted run has, so it ends with the same weights (removed when the run
+                          completes)
     best.keras            the model of the epoch with the best validation task metric (`metrics.selection_metric`:
-                          val_accuracy, val_mae, ...), not val_loss, which holds training-only terms
+                          val_accuracy, val_mae, ...), not val_loss, which holds training-only terms; best over
+                          the whole run, across resumes
     model.keras           the final model
     metrics.json          test metrics of the final model, with the run's settings
     export/<model>/<v>/   a SavedModel in TF-Serving layout (see `multisensory.exports`)
 
-Test metrics are measured under the run's own noise and dropped-modality settings (the condition trained for);
-`evaluate` measures any other condition.
+A folder that holds a finished run is refused unless `existing="overwrite"` (`--overwrite`); see
+`multisensory.training.run_folder`. Test metrics are measured under the run's own noise and dropped-modality
+settings (the condition trained for); `evaluate` measures any other condition.
 """
 
+import contextlib
 import json
-import math
 import os
+import shutil
 
 import keras
 
 from multisensory import datasets, zoo
 from multisensory.exports import export_saved_model
 
-from . import distribute
+from . import atomic, checkpoints, distribute, run_folder
+from .atomic import write_json
 from .metrics import selection_metric
 from .model_graph import ModelGraph
 from .throughput import Throughput
-
-
-def _strict(value):
-    """`value` with every non-finite float written as the string "inf", "-inf" or "nan" (strict JSON has no such
-    numbers; an SNR of inf, no noise, appears as "inf")."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    return value
-
-
-def write_json(path, payload):
-    """Writes a report (metrics, settings) as indented, strict JSON (non-finite numbers as strings, see `_strict`)."""
-    with open(path, "w") as f:
-        json.dump(_strict(payload), f, indent=2, sort_keys=True, allow_nan=False)
 
 
 def read_json(path):
@@ -55,9 +46,12 @@ def read_json(path):
         return json.load(f)
 
 
+KERAS_PASSES_PER_EPOCH = 2
+
+
 def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=None, dropout=None, drop=(), seed=0,
           config=None, dataset_options=None, callbacks=(), export=True, strategy="default", log_every="epoch",
-          verbose="auto"):
+          existing="refuse", verbose="auto"):
     """Trains a zoo model with `model.fit` and returns the test metrics (a dict).
 
     Args:
@@ -78,6 +72,8 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
             global batch. Under "multiworker" every worker runs the same command; worker 0 (the chief) writes the
             run folder, each worker keeps its own `backup/worker-<i>/`, so a restarted worker resumes.
         log_every: "epoch" or an int: TensorBoard's `update_freq` (scalars every that many steps, besides every epoch).
+        existing: what to do with a run already in `out`: "refuse" (a finished one; an interrupted one with the same
+            settings resumes), "resume", "overwrite" or "reuse" (`multisensory.training.run_folder`).
         verbose: Keras `fit` verbosity ("auto" shows the progress bar).
     """
     config, dataset_options = dict(config or {}), dict(dataset_options or {})
@@ -89,36 +85,56 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
     keras.utils.set_random_seed(seed)
     data_info = datasets.info(dataset, data_dir=data_dir or os.environ.get(datasets.DATA_ENV), **dataset_options)
     scope = distribute.strategy(strategy)
+    worker = distribute.worker_index(scope)
     with scope.scope():
         net = zoo.create(model, data_info, **config)
         net.compile()
-    worker = distribute.worker_index(scope)
     batch_size = batch_size or net.recipe_batch_size or 32
-    monitor, mode = selection_metric(net.task)
-    # Modality dropout is training augmentation: the train split alone gets it.
-    data = {split: datasets.load(dataset, split, data_dir=data_dir, batch_size=batch_size, noise=noise,
-                                 dropout=dropout if split == "train" else None, drop=drop, seed=seed,
-                                 **dataset_options)
-            for split in ("train", "validation", "test")}
-    backup = os.path.join(out, "backup") if strategy != "multiworker" else os.path.join(out, "backup",
-                                                                                         f"worker-{worker}")
-    chief_only = [Throughput(batch_size), ModelGraph(os.path.join(out, "logs")),
-                  keras.callbacks.TensorBoard(os.path.join(out, "logs"), update_freq=log_every),
-                  keras.callbacks.ModelCheckpoint(os.path.join(out, "best.keras"), monitor=monitor, mode=mode,
-                                                  save_best_only=True)] if worker == 0 else []
-    net.fit(data["train"], validation_data=data["validation"], epochs=epochs, verbose=verbose, callbacks=[
-        keras.callbacks.BackupAndRestore(backup), *chief_only, *net.recipe(epochs), *callbacks])
-    metrics = _floats(net.evaluate(data["test"], return_dict=True, verbose=0))
-    if worker != 0:
-        return metrics
-    net.save(os.path.join(out, "model.keras"))
     settings = {"model": model, "dataset": dataset, "config": config, "dataset_options": dataset_options,
                 "epochs": epochs, "batch_size": batch_size, "noise": noise or {}, "dropout": dropout or {},
-                "drop": sorted(drop), "seed": seed, "strategy": strategy,
-                "replicas": scope.num_replicas_in_sync}
-    if export:
-        settings["export"] = export_saved_model(net, os.path.join(out, "export"), model_name=model)
-    write_json(os.path.join(out, "metrics.json"), {"test": metrics, "settings": settings})
+                "drop": sorted(drop), "seed": seed, "strategy": strategy, "replicas": scope.num_replicas_in_sync}
+    with run_folder.Lock(out, ".lock" if strategy != "multiworker" else f".lock-worker-{worker}"):
+        finished = run_folder.prepare(out, settings, existing, chief=worker == 0)
+        if finished is not None:
+            print(f"reusing the finished run in {out} (same settings)")
+            return finished["test"]
+        return _fit(net, dataset, out, settings, data_dir, worker, callbacks, export, log_every, verbose)
+
+
+def _fit(net, dataset, out, settings, data_dir, worker, callbacks, export, log_every, verbose):
+    """`train`'s work once the run folder is prepared: fit, test metrics, and (chief) the files of the run."""
+    batch_size, epochs = settings["batch_size"], settings["epochs"]
+    monitor, mode = selection_metric(net.task)
+    # Modality dropout is training augmentation: the train split alone gets it.
+    data = {split: datasets.load(dataset, split, data_dir=data_dir, batch_size=batch_size, noise=settings["noise"],
+                                 dropout=settings["dropout"] if split == "train" else None, drop=settings["drop"],
+                                 seed=settings["seed"], **settings["dataset_options"])
+            for split in ("train", "validation", "test")}
+    if worker == 0:
+        run_folder.record(out, settings)
+    backup = os.path.join(out, "backup") if settings["strategy"] != "multiworker" else os.path.join(
+        out, "backup", f"worker-{worker}")
+    # Each pass over a shuffled split draws its order and training noise from the seed's streams, in turn, and Keras'
+    # fit starts KERAS_PASSES_PER_EPOCH passes per epoch over a split of known size (one it reads, one it discards):
+    # starting the passes of the epochs a backup holds gives a resumed run the order and noise of an uninterrupted
+    # one (tested: the same final weights).
+    for _ in range(KERAS_PASSES_PER_EPOCH * checkpoints.saved_epoch(backup)):
+        iter(data["train"])
+    best = checkpoints.BestModel(os.path.join(out, "best.keras"), monitor, mode) if worker == 0 else None
+    chief_only = [Throughput(batch_size), ModelGraph(os.path.join(out, "logs")),
+                  keras.callbacks.TensorBoard(os.path.join(out, "logs"), update_freq=log_every), best
+                  ] if worker == 0 else []
+    net.fit(data["train"], validation_data=data["validation"], epochs=epochs, verbose=verbose, callbacks=[
+        checkpoints.Backup(backup, best), *chief_only, *net.recipe(epochs), *callbacks])
+    metrics = _floats(net.evaluate(data["test"], return_dict=True, verbose=0))
+    if worker == 0:
+        atomic.save_model(net, os.path.join(out, "model.keras"))
+        if export:
+            settings["export"] = export_saved_model(net, os.path.join(out, "export"), model_name=settings["model"])
+        write_json(os.path.join(out, "metrics.json"), {"test": metrics, "settings": settings})
+    shutil.rmtree(backup, ignore_errors=True)  # last: a kill before this point resumes
+    with contextlib.suppress(OSError):  # multiworker: backup/ once every worker's is gone
+        os.rmdir(os.path.join(out, "backup"))
     return metrics
 
 
@@ -134,21 +150,24 @@ def evaluate(model, dataset, data_dir=None, split="test", batch_size=32, noise=N
     Args:
         model: a zoo model, or the path of a saved `.keras` model.
 
-    Noise is drawn per batch (see `multisensory.datasets.noise`): the same seed and batch size as a training run
-    reproduce its test metrics exactly.
+    Noise is drawn per batch (see `multisensory.datasets.noise`) from the seed, with TensorFlow's global seed set to it
+    as `train` does (`keras.utils.set_random_seed`): the same seed and batch size as a training run reproduce its test
+    metrics exactly, in any process.
     """
+    keras.utils.set_random_seed(seed)
     model = load_model(model) if isinstance(model, (str, os.PathLike)) else model
     data = datasets.load(dataset, split, data_dir=data_dir, batch_size=batch_size, noise=noise, drop=drop,
                          corruptions=corruptions, seed=seed, **dict(dataset_options or {}))
     return _floats(model.evaluate(data, return_dict=True, verbose=0))
 
 
-def compare(model, dataset, out, **train_args):
+def compare(model, dataset, out, existing="reuse", **train_args):
     """Trains the fusion model and, with the same settings, one unimodal baseline per modality.
 
     A unimodal baseline is the same model with every other modality zeroed in training and test (Barnum et al.
     2020 build theirs this way). Returns and writes to `<out>/compare.json` {run: test metrics} with runs
-    `fusion` and `<modality>_only`.
+    `fusion` and `<modality>_only`. A rerun of the same comparison reuses its finished runs and resumes the
+    interrupted one (`existing`, as in `train`).
     """
     names = datasets.info(dataset).modality_names
     runs = {"fusion": ()}
@@ -156,7 +175,7 @@ def compare(model, dataset, out, **train_args):
     results = {}
     for run, drop in runs.items():
         print(f"== {run}: {model} on {dataset}" + (f", dropped: {', '.join(drop)}" if drop else ""))
-        results[run] = train(model, dataset, os.path.join(out, run), drop=drop, **train_args)
+        results[run] = train(model, dataset, os.path.join(out, run), drop=drop, existing=existing, **train_args)
     write_json(os.path.join(out, "compare.json"), results)
     return results
 

@@ -14,10 +14,14 @@ reports.
 At the paper's settings (64 filters, 90 audio frames, 87,516 training pairs) one training step costs about 94
 GFLOP per example, more than 12 hours per epoch on 2 CPU cores; the arguments shrink it (fewer filters, the last
 `max_frames` frames, fewer pairs, a smaller grid), and `study.json` records the settings next to the results.
+
+A rerun of a study with the same arguments reuses the runs it finished and resumes the one it was interrupted in.
 """
 
 import csv
 import os
+
+from multisensory import zoo
 
 from . import robustness, runs
 from .synergy import SynergyConfig
@@ -38,7 +42,8 @@ def fusion_depth(out, data_dir=None, epochs=10, batch_size=32, train_pairs=None,
         metrics = runs.train("clstm_av", "av_mnist", os.path.join(out, fusion), data_dir=data_dir, epochs=epochs,
                              batch_size=batch_size, noise=TRAINING_NOISE, seed=seed,
                              config={"fusion": fusion, **config},
-                             dataset_options={"num_pairs": train_pairs} if train_pairs else {}, verbose=verbose)
+                             dataset_options={"num_pairs": train_pairs} if train_pairs else {}, existing="reuse",
+                             verbose=verbose)
         accuracy[fusion] = metrics["accuracy"]
         model = runs.load_model(os.path.join(out, fusion, "model.keras"))
         grids[fusion] = robustness.snr_grid(model, "av_mnist", snrs=snrs, modalities=("image", "audio"),
@@ -73,6 +78,9 @@ def synergy_dropped(out, dataset, models=SYNERGY_MODELS, synergy=None, data_dir=
     """
     from multisensory import datasets
 
+    unknown = [m for m in models if m not in zoo.list_models()]
+    if unknown:
+        raise ValueError(f"Unknown model(s) {unknown}. Available models: {', '.join(zoo.list_models())}.")
     os.makedirs(out, exist_ok=True)
     synergy = SynergyConfig.from_config(synergy or {})
     task = datasets.info(dataset, data_dir=data_dir or os.environ.get(datasets.DATA_ENV)).task
@@ -81,7 +89,8 @@ def synergy_dropped(out, dataset, models=SYNERGY_MODELS, synergy=None, data_dir=
     for model in models:
         for run, config in ((model, {}), (f"{model}-synergy", {"synergy": synergy.get_config()})):
             runs.train(model, dataset, os.path.join(out, run), data_dir=data_dir, epochs=epochs,
-                       batch_size=batch_size, seed=seed, config=config, export=False, verbose=verbose)
+                       batch_size=batch_size, seed=seed, config=config, export=False, existing="reuse",
+                       verbose=verbose)
             selected = runs.load_model(os.path.join(out, run, "best.keras"))
             results[run] = robustness.dropped_modalities(selected, dataset, data_dir=data_dir,
                                                          batch_size=batch_size, seed=seed)

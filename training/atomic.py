@@ -1,0 +1,68 @@
+"""Atomic writes: a file or folder appears complete under its name, or not at all.
+
+Each writer writes to a temporary name in the destination's folder and renames it into place (`os.replace`, atomic
+on POSIX within one file system), so a process killed mid-write (or a full disk) leaves the previous version intact
+and at most a `.tmp-*` leftover, never a truncated file under the real name.
+"""
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import uuid
+
+
+@contextlib.contextmanager
+def destination(path):
+    """Yields a temporary path beside `path` (same extension, for writers that check it); renames it to `path` when
+    the block succeeds, removes it when it fails."""
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, dot, extension = name.partition(".")
+    temporary = os.path.join(folder, f".{stem}.tmp-{uuid.uuid4().hex[:8]}{dot}{extension}")
+    try:
+        yield temporary
+        if os.path.isdir(temporary):
+            if os.path.exists(path):
+                raise FileExistsError(f"'{path}' exists already.")
+            os.rename(temporary, path)
+        else:
+            os.replace(temporary, path)
+    finally:
+        if os.path.isdir(temporary):
+            shutil.rmtree(temporary, ignore_errors=True)
+        elif os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def strict(value):
+    """`value` with every non-finite float written as the string "inf", "-inf" or "nan" (strict JSON has no such
+    numbers; an SNR of inf, no noise, appears as "inf")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(v) for v in value]
+    return value
+
+
+def write_json(path, payload):
+    """Writes a report (metrics, settings) atomically as indented, strict JSON (non-finite numbers as strings)."""
+    text = json.dumps(strict(payload), indent=2, sort_keys=True, allow_nan=False)
+    with destination(path) as temporary, open(temporary, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def save_model(model, path):
+    """`model.save(path)` atomically."""
+    with destination(path) as temporary:
+        model.save(temporary)
+
+
+def save_weights(model, path):
+    """`model.save_weights(path)` (a `.weights.h5` path) atomically."""
+    with destination(path) as temporary:
+        model.save_weights(temporary)
