@@ -144,11 +144,11 @@ def pairs(split, data_dir, seed=0, num_pairs=None):
 
     Indices point into the pooled sources (MNIST train then test; FSDD recordings sorted by file name).
     """
+    if num_pairs is not None and (int(num_pairs) != num_pairs or num_pairs < 1):
+        raise ValueError(f"Dataset 'av_mnist': num_pairs must be a positive integer, got {num_pairs!r}.")
     images, image_labels, _, audio_labels, _, _ = _read_sources(os.path.abspath(data_dir))
     image_split = _split_indices(len(images), [seed, 0])[split]
     audio_split = _split_indices(len(audio_labels), [seed, 1])[split]
-    if num_pairs is not None and (int(num_pairs) != num_pairs or num_pairs < 1):
-        raise ValueError(f"Dataset 'av_mnist': num_pairs must be a positive integer, got {num_pairs!r}.")
     num_pairs = num_pairs or (TRAIN_PAIRS if split == "train" else TRAIN_PAIRS // 8)
 
     by_digit = [(image_split[image_labels[image_split] == d], audio_split[audio_labels[audio_split] == d])

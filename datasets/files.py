@@ -6,8 +6,8 @@ Every loader reads through these helpers, so that:
 - only regular files are opened: a FIFO or device named like a data file is refused instead of blocking the loader;
 - what a loader caches per data directory is read again when a file under it changes (size or modification time);
 - values are checked against the dataset's contract: `check_finite` names the file, row (counted from 1) and
-  column of the first NaN or infinity, `check_labels` the first label outside the classes, `check_uint8_pixels` images that are not
-  0-255 integers.
+  column of the first NaN or infinity, `check_labels` the first label outside the classes, `check_uint8_pixels`
+  images that are not 0-255 integers.
 """
 
 import contextlib
@@ -118,8 +118,8 @@ def check_labels(labels, num_classes, path):
         if labels.dtype.kind == "f" else (labels >= 0) & (labels < num_classes)
     if not valid.all():
         row = int(np.argmin(valid))
-        raise DataFileError(f"'{path}': label {labels[row]} at row {row + 1} is not one of the classes 0..{num_classes - 1}"
-                            f" ({int((~valid).sum())} such label(s)).")
+        raise DataFileError(f"'{path}': label {labels[row]} at row {row + 1} is not one of the classes "
+                            f"0..{num_classes - 1} ({int((~valid).sum())} such label(s)).")
     return labels.astype("int32")
 
 

@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from multisensory.training import atomic
+from multisensory.zoo.fusion_model import check_finite
 
 
 def serving_outputs(model, prediction):
@@ -59,7 +60,8 @@ def export_saved_model(model, base_dir, model_name=None, version=None):
     names = model.modality_names
 
     def serve(*tensors):
-        return serving_outputs(model, model(dict(zip(names, tensors)), training=False))
+        inputs = check_finite(dict(zip(names, tensors)), model.modalities)
+        return serving_outputs(model, model(inputs, training=False))
 
     archive = keras.export.ExportArchive()  # tracks the variables the endpoint uses: training-only parts stay out
     archive.add_endpoint("serving_default", serve, input_signature=input_signature(model))

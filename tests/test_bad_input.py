@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from multisensory import datasets, zoo
 from multisensory.datasets.synthetic_av import generate
@@ -85,3 +86,41 @@ def test_fit_on_a_mismatched_dataset_fails_before_training(model):
     with pytest.raises(ValueError, match="Missing modality 'audio'"):
         model.fit(data, epochs=1, verbose=0)
     np.testing.assert_equal(model.optimizer.iterations.numpy(), 0)
+
+
+def test_predict_refuses_non_finite_inputs_naming_the_modality(model, features):
+    for value in (np.nan, np.inf):
+        bad = {**features, "audio": features["audio"].copy()}
+        bad["audio"][1, 2, 3] = value
+        with pytest.raises(tf.errors.InvalidArgumentError, match="Modality 'audio': the input holds NaN or infinite"):
+            model.predict(bad, verbose=0)
+    assert np.isfinite(model.predict(features, verbose=0)).all()
+
+
+def test_the_shape_check_holds_after_a_relaxed_retrace(model, features):
+    """predict retraces with relaxed shapes after a second batch size: the frame count is still checked."""
+    for n in (4, 3, 2):
+        model.predict({k: v[:n] for k, v in features.items()}, verbose=0)
+    short = tf.data.Dataset.from_tensor_slices({**features, "audio": features["audio"][:, :10]}).batch(3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Modality audio: expected shape \(batch, 20, 32\); got sizes.*\[10\]"):
+        model.predict(short, verbose=0)
+
+
+def test_empty_and_mismatched_batches_are_refused_up_front(model, features):
+    with pytest.raises(ValueError, match="No example to predict"):
+        model.predict({k: v[:0] for k, v in features.items()}, verbose=0)
+    with pytest.raises(ValueError, match=r"different batch sizes: \{'image': 4, 'audio': 2\}"):
+        model.predict({**features, "audio": features["audio"][:2]}, verbose=0)
+    with pytest.raises(ValueError, match="different batch sizes"):
+        model({**features, "audio": features["audio"][:2]})
+
+
+def test_the_export_refuses_non_finite_inputs(model, features, tmp_path):
+    from multisensory.exports import export_saved_model
+
+    serve = tf.saved_model.load(export_saved_model(model, str(tmp_path))).signatures["serving_default"]
+    assert np.isfinite(serve(**{k: tf.constant(v) for k, v in features.items()})["logits"].numpy()).all()
+    bad = {**features, "image": features["image"].copy()}
+    bad["image"][0, 0, 0, 0] = np.inf
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Modality 'image': the input holds NaN or infinite"):
+        serve(**{k: tf.constant(v) for k, v in bad.items()})

@@ -3,8 +3,6 @@
 import json
 import os
 
-import keras
-import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -63,34 +61,6 @@ def test_bad_names_exit_with_a_message(capsys):
     assert ", ".join(zoo.list_models()) in capsys.readouterr().err
     assert cli.main(["train", "--model", "late_fusion", "--dataset", "nope"]) == 2
     assert ", ".join(datasets.list_datasets()) in capsys.readouterr().err
-
-
-class _Interrupt(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == 1:
-            raise RuntimeError("interrupted")
-
-
-class _Epochs(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.seen.append(epoch)
-
-
-def test_interrupted_run_resumes(tmp_path):
-    args = dict(epochs=4, batch_size=32, dataset_options={"num_examples": 64}, config={"width": 8}, export=False,
-                verbose=0)
-    out = str(tmp_path / "run")
-    with pytest.raises(RuntimeError, match="interrupted"):
-        runs.train("additive_fusion", "synthetic_av", out, callbacks=[_Interrupt()], **args)
-    assert os.path.isdir(os.path.join(out, "backup"))
-    epochs = _Epochs()
-    runs.train("additive_fusion", "synthetic_av", out, callbacks=[epochs], **args)
-    assert epochs.seen == [2, 3]
-    assert np.isfinite(json.load(open(os.path.join(out, "metrics.json")))["test"]["loss"])
 
 
 def test_synergy_dropped_study_writes_its_table(tmp_path):

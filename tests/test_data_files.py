@@ -109,7 +109,7 @@ def test_truncated_npz_and_wav_files_are_named(tmp_path):
     with pytest.raises(DataFileError, match=r"3_a_0\.wav' is truncated or empty: its header announces 18262"):
         av_mnist.pairs("train", str(tmp_path), num_pairs=2)
     wav.write_bytes(b"RIFX" + bytes(40))
-    with pytest.raises(DataFileError, match=r"3_a_0\.wav' cannot be read.*wave\.Error|3_a_0\.wav' cannot be read.*Error"):
+    with pytest.raises(DataFileError, match=r"3_a_0\.wav' cannot be read.*Error"):
         av_mnist.pairs("train", str(tmp_path), num_pairs=2)
 
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from multisensory import zoo
 from multisensory.training import cli, tuning
 from model_harness import model_cases
 

@@ -3,10 +3,10 @@ atomically (`multisensory.training.atomic`) and both surviving a resume.
 
 `Backup` is Keras' `BackupAndRestore` with its state made crash-safe and complete: each epoch's weights (with the
 optimiser's) go to a new file `epoch-<n>.weights.h5`, then `state.json` (the epoch reached, the weights file, the
-best model's value, the state of the model's random streams such as dropout masks, which Keras' weights files leave
-out) is replaced in one rename, then older weights are removed; so `state.json` always names a complete file. A backup that still
-cannot be read (a disk fault, a copy cut short) is moved aside to `backup.unreadable-<time>/`, reported, and the run
-starts over, never a raw h5py error on every rerun.
+best model's value, the state of the model's random streams such as dropout masks, which Keras' weights files
+leave out) is replaced in one rename, then older weights are removed; so `state.json` always names a complete file.
+A backup that still cannot be read (a disk fault, a copy cut short) is moved aside to `backup.unreadable-<time>/`,
+reported, and the run starts over, never a raw h5py error on every rerun.
 
 `BestModel` saves `best.keras` when the monitored validation metric improves; its best value is kept in the backup
 state, so a resumed run compares against the best epoch before the interruption instead of overwriting `best.keras`

@@ -227,6 +227,15 @@ def _tune(args):
     print(f"tensorboard --logdir {os.path.join(args.directory, project, 'logs')}")
 
 
+def _op_error_message(error):
+    """A TensorFlow error's own message on one line, without the traceback of the graph's creation."""
+    lines = error.message.splitlines()
+    last_frame = max((i for i, line in enumerate(lines) if line.lstrip().startswith('File "')), default=-1)
+    text = " ".join(line.strip() for line in lines[last_frame + 1:]
+                    if line.strip() and not line.strip().startswith("[[{{node"))
+    return text or error.message
+
+
 def main(argv=None):
     """Runs a command; every anticipated failure (bad arguments or data, I/O such as a full disk, TensorFlow's
     input errors) ends with one line on stderr and exit status 2, never a traceback."""
@@ -301,7 +310,7 @@ def main(argv=None):
             model = runs.load_model(args.model_path)
             print(export_saved_model(model, args.out, model_name=args.name, version=args.version))
     except anticipated as error:
-        message = error.message.splitlines()[0] if isinstance(error, tf.errors.OpError) else str(error)
+        message = _op_error_message(error) if isinstance(error, tf.errors.OpError) else str(error)
         print(f"error: {type(error).__name__}: {message}" if isinstance(error, OSError) and not isinstance(
             error, FileNotFoundError) else f"error: {message}", file=sys.stderr)
         return 2

@@ -1,8 +1,9 @@
 """What `train` may do with its output folder: a user's work is never overwritten or mixed by accident.
 
-- A folder holding a finished run (`metrics.json`, the last file a run writes) is refused unless `existing="overwrite"` (start
-  over: the previous run's files are removed, earlier export versions kept) or `"reuse"` (with the same settings,
-  return the finished run's test metrics without training: what a rerun study does).
+- A folder holding a finished run (`metrics.json`, the last file a run writes) is refused unless
+  `existing="overwrite"` (start over: the previous run's files are removed, earlier export versions kept) or
+  `"reuse"` (with the same settings, return the finished run's test metrics without training: what a rerun study
+  or comparison does).
 - A folder holding an interrupted run (`run.json` and a backup) resumes it when the settings are the same; different
   settings (model, dataset, config, noise, epochs, ...) are refused with the differences listed. `"resume"` insists
   on resuming: a folder with nothing to resume is an error.

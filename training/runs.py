@@ -28,6 +28,7 @@ import contextlib
 import json
 import os
 import shutil
+import zipfile
 
 import keras
 
@@ -139,7 +140,12 @@ def _fit(net, dataset, out, settings, data_dir, worker, callbacks, export, log_e
 
 
 def load_model(path):
-    """A saved zoo model (`.keras`), loaded with `safe_mode=True`."""
+    """A saved zoo model (`.keras`), loaded with `safe_mode=True`; a missing, truncated or foreign file is named."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"'{path}' is not a file; expected a .keras model written by `train`.")
+    if path.endswith(".keras") and not zipfile.is_zipfile(path):
+        raise ValueError(f"'{path}' is not a readable .keras archive (truncated, or another format).")
     return keras.saving.load_model(path, safe_mode=True)
 
 

@@ -4,7 +4,7 @@ from . import baselines, clstm, mmlatch, multiplicative, sentiment  # noqa: F401
 from .baselines import AdditiveFusion, EarlyFusion, LateFusion, Unimodal
 from .clstm import CLSTMAV, ConvLSTMFusion
 from .encoders import ImageEncoder, MLPHead, TemporalEncoder, VectorEncoder, encoder_for
-from .fusion_model import FusionModel, check_inputs
+from .fusion_model import FusionModel, check_finite, check_inputs
 from .mmlatch import MMLatch, MulT
 from .multiplicative import ResNetCIFAR
 from .multiplicative_head import MultiplicativeConfig, MultiplicativeHead
@@ -12,6 +12,7 @@ from .registry import config_keys, create, list_models, register_model, sample_c
 from .sentiment import EFLSTM, LMF, MFN, TFN
 
 __all__ = ["create", "list_models", "register_model", "config_keys", "sample_config", "FusionModel", "check_inputs",
+           "check_finite",
            "EarlyFusion", "LateFusion", "AdditiveFusion", "Unimodal", "MultiplicativeConfig", "MultiplicativeHead",
            "ResNetCIFAR", "CLSTMAV", "ConvLSTMFusion", "EFLSTM", "TFN", "LMF", "MFN",
            "MMLatch", "MulT", "ImageEncoder", "TemporalEncoder", "VectorEncoder", "MLPHead", "encoder_for"]

@@ -13,8 +13,9 @@ the one channel through which training add-ons and analysis tools get more: a di
   `"branch_log_probabilities"` of the multiplicative models).
 
 Subclasses compute that dict in `forward(inputs, training)`. Inputs are checked at the boundary: a missing or
-unexpected modality, a wrong shape or a non-floating dtype raises before any layer runs, with the modality's name
-in the message.
+unexpected modality, a wrong shape, different batch sizes or a non-floating dtype raises before any layer runs, with
+the modality's name in the message, on every call (`check_inputs`); `predict` and exports also refuse NaN and
+infinite inputs (`check_finite`), and `predict` an empty batch.
 
 Training runs one forward pass per step and minimises the sum of the named terms that `loss_terms` returns from
 the outputs dict (by default the compiled loss on the prediction plus any `model.losses`, exactly what Keras'
@@ -45,7 +46,12 @@ from .recipes import get_recipe
 
 
 def check_inputs(inputs, modalities):
-    """Raises `TypeError`/`ValueError` naming the modality when `inputs` does not match `modalities`."""
+    """Raises `TypeError`/`ValueError` naming the modality when `inputs` does not match `modalities`.
+
+    Shapes known when the call is traced are checked then; a dimension left unknown (a function retraced with
+    relaxed shapes, e.g. by `predict` after a second batch size) and the batch sizes across modalities are checked
+    when the graph runs, so the check holds on every call.
+    """
     names = [m.name for m in modalities]
     if not isinstance(inputs, Mapping):
         raise TypeError(f"Expected a dict {{modality: tensor}} with keys {names}, got {type(inputs).__name__}.")
@@ -55,16 +61,38 @@ def check_inputs(inputs, modalities):
         raise ValueError(f"Missing modality {', '.join(repr(n) for n in missing)}; the model's modalities are {names}.")
     if extra:
         raise ValueError(f"Unexpected modality {', '.join(repr(k) for k in extra)}; the model's modalities are {names}.")
+    batch = {}
     for m in modalities:
         x = inputs[m.name]
         shape = tuple(x.shape)
+        expected = ", ".join(["batch"] + [str(d) for d in m.shape])
         if len(shape) != len(m.shape) + 1 or any(
                 e is not None and s is not None and s != e for s, e in zip(shape[1:], m.shape)):
-            expected = ", ".join(["batch"] + [str(d) for d in m.shape])
             raise ValueError(f"Modality '{m.name}': expected shape ({expected}), got {shape}.")
         dtype = keras.backend.standardize_dtype(x.dtype)
         if "float" not in dtype:
             raise TypeError(f"Modality '{m.name}': expected a floating-point tensor ({m.dtype}), got {dtype}.")
+        unknown = [i for i, (s, e) in enumerate(zip(shape[1:], m.shape), 1) if s is None and e is not None]
+        if unknown:
+            tf.debugging.assert_equal(tf.gather(tf.shape(x), unknown), [m.shape[i - 1] for i in unknown],
+                                      message=f"Modality {m.name}: expected shape ({expected}); got sizes")
+        batch[m.name] = shape[0]
+    sizes = {n: b for n, b in batch.items() if b is not None}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"Modalities have different batch sizes: {sizes}.")
+    if len(sizes) < len(batch) and len(batch) > 1:
+        first = tf.shape(inputs[names[0]])[0]
+        for name in names[1:]:
+            tf.debugging.assert_equal(tf.shape(inputs[name])[0], first, message=(
+                f"Modalities have different batch sizes: {name} and {names[0]}"))
+
+
+def check_finite(inputs, modalities):
+    """`inputs` with each modality checked for NaN and infinity when it is computed (an error naming the
+    modality): predictions from such values are meaningless, however confident."""
+    return {**inputs, **{m.name: tf.debugging.check_numerics(
+        tf.convert_to_tensor(inputs[m.name]), f"Modality '{m.name}': the input holds NaN or infinite values")
+        for m in modalities}}
 
 
 @keras.saving.register_keras_serializable(package="multisensory")
@@ -231,6 +259,21 @@ class FusionModel(keras.Model):
     def test_step(self, data):
         x, y, sample_weight, outputs, _ = self._objective(data, training=False)
         return self.compute_metrics(x, y, outputs["prediction"], sample_weight=sample_weight)
+
+    def predict_step(self, data):
+        """Keras' `predict_step`, refusing inputs with NaN or infinite values (`check_finite`)."""
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        check_inputs(x, self.modalities)
+        return self(check_finite(x, self.modalities), training=False)
+
+    def predict(self, x, *args, **kwargs):
+        """Keras' `predict`; a dict of arrays is checked up front (modalities, shapes, dtypes, one batch size, at
+        least one example), so a bad input fails with the modality's name instead of an error inside Keras."""
+        if isinstance(x, Mapping):
+            check_inputs(x, self.modalities)
+            if not next(iter(x.values())).shape[0]:
+                raise ValueError("No example to predict: the inputs' batch dimension is 0.")
+        return super().predict(x, *args, **kwargs)
 
     def build(self, input_shape=None):
         """Creates all weights from the modality specs (a variable length is built with 4 steps)."""
