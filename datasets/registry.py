@@ -99,8 +99,15 @@ def info(name, data_dir=None, **options):
 
 
 def _lookup(name):
+    """(info, loader, describe) of a registered name, or of a dataset folder (`multisensory.datasets.folder`)."""
+    from . import folder
+
+    if folder.is_folder_dataset(name):
+        return (folder.info(name), lambda split, data_dir=None, seed=0: folder.load_split(name, split),
+                lambda data_dir: folder.info(name))
     if name not in _REGISTRY:
-        raise ValueError(f"Unknown dataset '{name}'. Available datasets: {', '.join(list_datasets())}.")
+        raise ValueError(f"Unknown dataset '{name}'. Available datasets: {', '.join(list_datasets())}, or the path of "
+                         "a dataset folder (a folder holding dataset.json).")
     return _REGISTRY[name]
 
 

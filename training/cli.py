@@ -12,6 +12,8 @@ Examples:
     multisensory study synergy-dropped --dataset synthetic_av --models tfn,lmf --epochs 5 --out runs/synergy
     multisensory compare --model additive_fusion --dataset synthetic_av --epochs 8 --out runs/demo
     multisensory export --model-path runs/av/model.keras --out serving --name av_additive
+    multisensory dataset check examples/sensors
+    multisensory train --model additive_fusion --dataset examples/sensors --epochs 5 --out runs/sensors
 """
 
 import argparse
@@ -52,7 +54,8 @@ def parse_assignments(items):
 
 
 def _add_data_args(parser, with_dropout):
-    parser.add_argument("--dataset", required=True, help="dataset name (see `multisensory list`)")
+    parser.add_argument("--dataset", required=True,
+                        help="dataset name (see `multisensory list`) or the path of a dataset folder")
     parser.add_argument("--data-dir", help="directory of the dataset's files (default $MULTISENSORY_DATA)")
     parser.add_argument("--noise", type=parse_setting, help="white-noise SNR (power ratio) per modality, "
                         "e.g. image=0.25,audio=0.5")
@@ -136,6 +139,10 @@ def build_parser():
     grid_diff.add_argument("a", help="snr_grid.csv of the first model")
     grid_diff.add_argument("b", help="snr_grid.csv of the second model")
     grid_diff.add_argument("--out", required=True, help="output path without extension")
+    dataset = sub.add_parser("dataset", help="your own dataset folder (see multisensory.datasets.folder)")
+    dataset_commands = dataset.add_subparsers(dest="dataset_command", required=True)
+    check = dataset_commands.add_parser("check", help="check every split of a dataset folder and summarise it")
+    check.add_argument("path", help="a folder holding dataset.json, or the spec file")
     export = sub.add_parser("export", help="export a saved model as a SavedModel in TF-Serving layout")
     export.add_argument("--model-path", required=True, help="a .keras file written by `train`")
     export.add_argument("--out", required=True, help="TF-Serving base path")
@@ -304,6 +311,13 @@ def main(argv=None):
                                     batch_size=args.batch_size, noise=args.noise, drop=_drop(args.drop),
                                     seed=args.seed, dataset_options=parse_assignments(args.dataset_option))
             _print_metrics(f"{args.split} metrics of {args.model_path}:", metrics)
+        elif args.command == "dataset":
+            from multisensory.datasets import folder
+
+            if not folder.is_folder_dataset(args.path):
+                raise FileNotFoundError(f"'{args.path}' is not a dataset folder: no {folder.SPEC} there.")
+            print(folder.check(args.path))
+            print("ok: every check passed")
         elif args.command == "export":
             from multisensory.exports import export_saved_model
 

@@ -1,0 +1,298 @@
+"""Your own data: a folder with a `dataset.json` spec, loaded like any registered dataset, no code needed.
+
+Wherever a dataset name is accepted (`datasets.load`, `datasets.info`, `--dataset` of every command), a path to
+such a folder (or to its spec file) is too; noise, dropout, corruptions, robustness reports and exports apply as to
+the registered datasets. A spec:
+
+    {
+      "name": "sensors",
+      "modalities": [
+        {"name": "imu", "kind": "vector", "shape": [6], "columns": {"prefix": "imu_"}},
+        {"name": "audio", "kind": "sequence", "shape": [4, 2], "columns": {"range": [7, 15]}}
+      ],
+      "task": {"type": "classification", "num_classes": 3},
+      "label": "label",
+      "files": {"train": "train.csv", "validation": "validation.csv", "test": "test.csv"},
+      "nonfinite": "error"
+    }
+
+- `modalities`: each with `name`, `kind` (one of `MODALITY_KINDS`), `shape` of one example (its product is the
+  number of columns, read in order and reshaped row-major), `dtype` (default float32), `description`, and for
+  tables `columns`: a list of column names (or 0-based indices), `{"prefix": "imu_"}` (every column whose name
+  starts with it, in file order) or `{"range": [start, stop]}` (0-based, stop excluded).
+- `task`: `{"type": "classification", "num_classes": K}` (labels are the integers 0..K-1) or
+  `{"type": "regression", "range": [low, high]}` (labels are floats in that range); optional `metrics`.
+- `label`: the label column (name or index) or array key; default "label".
+- `files`: a file per split, or one file for all and `"split": {"train": 0.8, "validation": 0.1, "test": 0.1,
+  "seed": 0}` (a seeded permutation, fractions summing to 1). A file is a table (`.csv`, `.tsv`, `.txt` with
+  `"delimiter"`; `"header": true` by default: with `"header": false` columns are given by index), an `.npz` with one
+  array per modality (named after it, shape (n, *shape)) and the label array, or, instead of a file name, a dict
+  {modality or "label": `.npy` file}.
+- `nonfinite`: what a NaN or infinite feature gets: `"error"` (default: refused with file, row and column), `"zero"`
+  (replaced by 0) or `"drop"` (the example is left out); `check` reports how many there are either way.
+
+Files are read through `multisensory.datasets.files` (regular files only, errors naming the file, the row counted
+from 1 and the column, a cache that notices changes). Unknown keys in the spec are errors listing the accepted ones.
+"""
+
+import csv
+import json
+import os
+
+import numpy as np
+
+from .dataset_info import MODALITY_KINDS, DatasetInfo, Modality, Task
+from .files import DataFileError, cache_watching, check_labels, reading, regular_file
+from .registry import SPLITS, array_source
+
+SPEC = "dataset.json"
+KEYS = {"name", "description", "modalities", "task", "label", "files", "split", "delimiter", "header", "nonfinite"}
+MODALITY_KEYS = {"name", "kind", "shape", "dtype", "description", "columns"}
+TASK_KEYS = {"type", "num_classes", "range", "metrics"}
+NONFINITE = ("error", "zero", "drop")
+TABLES = {".csv": ",", ".tsv": "\t", ".txt": None}
+
+
+def is_folder_dataset(name):
+    """True when `name` is a path to a dataset folder or to its spec file (not a registered name)."""
+    name = os.fspath(name)
+    return os.path.isfile(os.path.join(name, SPEC)) or (name.endswith(".json") and os.path.isfile(name))
+
+
+def _spec_path(path):
+    path = os.path.abspath(os.fspath(path))
+    return path if path.endswith(".json") else os.path.join(path, SPEC)
+
+
+def _unknown(found, accepted, where):
+    unknown = sorted(set(found) - accepted)
+    if unknown:
+        raise DataFileError(f"{where}: unknown key(s) {unknown}; accepted keys: {sorted(accepted)}.")
+
+
+def read_spec(path):
+    """The spec of the dataset at `path`, checked (see the module docstring)."""
+    spec_path = _spec_path(path)
+    with reading(regular_file(spec_path)), open(spec_path) as f:
+        spec = json.load(f)
+    if not isinstance(spec, dict):
+        raise DataFileError(f"'{spec_path}': the spec must be a JSON object.")
+    _unknown(spec, KEYS, f"'{spec_path}'")
+    for key in ("modalities", "task", "files"):
+        if key not in spec:
+            raise DataFileError(f"'{spec_path}': '{key}' is missing (see multisensory.datasets.folder).")
+    if not spec["modalities"]:
+        raise DataFileError(f"'{spec_path}': 'modalities' is empty.")
+    for m in spec["modalities"]:
+        _unknown(m, MODALITY_KEYS, f"'{spec_path}', modality {m.get('name')!r}")
+        if m.get("kind", "vector") not in MODALITY_KINDS:
+            raise DataFileError(f"'{spec_path}', modality {m.get('name')!r}: unknown kind {m.get('kind')!r}; kinds "
+                                f"are {list(MODALITY_KINDS)}.")
+        if "name" not in m or "shape" not in m:
+            raise DataFileError(f"'{spec_path}': every modality needs a 'name' and a 'shape', got {m}.")
+    _unknown(spec["task"], TASK_KEYS, f"'{spec_path}', task")
+    if spec.get("nonfinite", "error") not in NONFINITE:
+        raise DataFileError(f"'{spec_path}': nonfinite must be one of {list(NONFINITE)}, got {spec['nonfinite']!r}.")
+    files = spec["files"]
+    if isinstance(files, dict) and set(files) != set(SPLITS):
+        raise DataFileError(f"'{spec_path}': 'files' must name {list(SPLITS)} (or be one file with 'split'), got "
+                            f"{sorted(files)}.")
+    if not isinstance(files, dict):
+        fractions = spec.get("split")
+        if not isinstance(fractions, dict) or set(fractions) - {"seed"} != set(SPLITS) or abs(
+                sum(fractions[s] for s in SPLITS) - 1) > 1e-6:
+            raise DataFileError(f"'{spec_path}': one file for all splits needs \"split\": {{\"train\": 0.8, "
+                                f"\"validation\": 0.1, \"test\": 0.1, \"seed\": 0}} with fractions summing to 1.")
+    return spec
+
+
+def info(path):
+    """The `DatasetInfo` of a dataset folder, with its split sizes."""
+    spec, splits = read_spec(path), read_splits(os.path.dirname(_spec_path(path)))
+    task = spec["task"]
+    return DatasetInfo(
+        name=spec.get("name", os.path.basename(os.path.dirname(_spec_path(path)))),
+        modalities=tuple(Modality(m["name"], tuple(m["shape"]), m.get("dtype", "float32"), m.get("kind", "vector"),
+                                  m.get("description", "")) for m in spec["modalities"]),
+        task=Task(task["type"], num_classes=task.get("num_classes"), value_range=task.get("range"),
+                  metrics=task.get("metrics", ())),
+        splits={split: len(labels) for split, (_, labels, _) in splits.items()},
+        source=spec.get("description", _spec_path(path)))
+
+
+def _table(path, spec):
+    """(column names, rows as lists of str) of a delimited text file; a ragged row is an error naming it."""
+    delimiter = spec.get("delimiter", TABLES.get(os.path.splitext(path)[1].lower(), ","))
+    with reading(regular_file(path)), open(path, newline="") as f:
+        rows = list(csv.reader(f, delimiter=delimiter) if delimiter else (line.split() for line in f))
+    rows = [r for r in rows if r]
+    header = [c.strip() for c in rows.pop(0)] if spec.get("header", True) and rows else None
+    width = len(header) if header else (len(rows[0]) if rows else 0)
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            first = "header" if header else "first row"
+            raise DataFileError(f"'{path}': row {i + 1} has {len(row)} columns, the {first} {width}.")
+    return header or [str(i) for i in range(width)], rows
+
+
+def _column_indices(selector, names, path, what):
+    def index(c):
+        if isinstance(c, int) or (isinstance(c, str) and c.isdigit() and c not in names):
+            if not 0 <= int(c) < len(names):
+                raise DataFileError(f"'{path}': {what}: column {c} is outside the file's {len(names)} columns.")
+            return int(c)
+        if c not in names:
+            raise DataFileError(f"'{path}': {what}: no column {c!r}; the columns are {names}.")
+        return names.index(c)
+
+    if isinstance(selector, dict) and set(selector) == {"prefix"}:
+        found = [i for i, n in enumerate(names) if n.startswith(selector["prefix"])]
+        if not found:
+            raise DataFileError(f"'{path}': {what}: no column starts with {selector['prefix']!r}.")
+        return found
+    if isinstance(selector, dict) and set(selector) == {"range"}:
+        start, stop = selector["range"]
+        return [index(i) for i in range(start, stop)]
+    if isinstance(selector, (list, tuple)):
+        return [index(c) for c in selector]
+    return [index(selector)]
+
+
+def _numbers(rows, columns, names, path):
+    try:
+        return np.array([[float(row[c]) for c in columns] for row in rows], dtype="float64").reshape(
+            len(rows), len(columns))
+    except ValueError:
+        for i, row in enumerate(rows):
+            for c in columns:
+                try:
+                    float(row[c])
+                except ValueError:
+                    raise DataFileError(f"'{path}': row {i + 1}, column {names[c]}: {row[c]!r} is not a number.") \
+                        from None
+        raise
+
+
+def _read_file(folder, entry, spec):
+    """({modality: float64 array (n, *shape)}, labels (n,), source name) of one file (or dict of .npy files)."""
+    label_key = spec.get("label", "label")
+    if isinstance(entry, dict):
+        arrays = {}
+        for key, name in entry.items():
+            path = os.path.join(folder, name)
+            with reading(regular_file(path)):
+                arrays[key] = np.load(path, allow_pickle=False)
+        return arrays, "label", ", ".join(entry.values())
+    path = os.path.join(folder, entry)
+    if path.lower().endswith(".npz"):
+        with reading(regular_file(path)), np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}, label_key, path
+    names, rows = _table(path, spec)
+    arrays = {"__label__": _numbers(rows, _column_indices(label_key, names, path, "label"), names, path)[:, 0]}
+    for m in spec["modalities"]:
+        if "columns" not in m:
+            raise DataFileError(f"'{path}': modality '{m['name']}' needs 'columns' in the spec to be read from a "
+                                "table.")
+        arrays[m["name"]] = _numbers(rows, _column_indices(m["columns"], names, path, f"modality '{m['name']}'"),
+                                     names, path)
+    return arrays, "__label__", path
+
+
+def _checked(arrays, label_key, source, spec):
+    """Features and labels of one file after the spec's checks; the count of non-finite examples."""
+    if label_key not in arrays:
+        raise DataFileError(f"'{source}': no label array '{label_key}'; it holds {sorted(arrays)}.")
+    labels = np.asarray(arrays[label_key]).reshape(-1)
+    n = len(labels)
+    if not n:
+        raise DataFileError(f"'{source}' has no example.")
+    features = {}
+    for m in spec["modalities"]:
+        if m["name"] not in arrays:
+            raise DataFileError(f"'{source}': modality '{m['name']}' is missing; it holds {sorted(arrays)}.")
+        x = np.asarray(arrays[m["name"]])
+        if x.dtype.kind not in "fiub":
+            raise DataFileError(f"'{source}': modality '{m['name']}' has dtype {x.dtype}; expected numbers.")
+        if len(x) != n:
+            raise DataFileError(f"'{source}': modality '{m['name']}' has {len(x)} examples, the labels {n}.")
+        shape = tuple(m["shape"])
+        if int(np.prod(x.shape[1:])) != int(np.prod(shape)):
+            raise DataFileError(f"'{source}': modality '{m['name']}' has {int(np.prod(x.shape[1:]))} values per "
+                                f"example, its declared shape {list(shape)} {int(np.prod(shape))}.")
+        features[m["name"]] = x.reshape((n,) + shape).astype(m.get("dtype", "float32"))
+    bad = np.zeros(n, bool)
+    for name, x in features.items():
+        rows = ~np.isfinite(x.reshape(n, -1)).all(axis=1)
+        if rows.any() and spec.get("nonfinite", "error") == "error":
+            row = int(np.argmax(rows))
+            column = int(np.argmax(~np.isfinite(x.reshape(n, -1)[row])))
+            raise DataFileError(f"'{source}': modality '{name}' has non-finite values in {int(rows.sum())} example(s)"
+                                f" (first: row {row + 1}, value {column}); fix them or set \"nonfinite\" to \"zero\" "
+                                "or \"drop\".")
+        bad |= rows
+    task = spec["task"]
+    if task["type"] == "classification":
+        labels = check_labels(labels, task.get("num_classes") or 0, source)
+    else:
+        labels = labels.astype("float32")
+        low, high = task.get("range") or (-np.inf, np.inf)
+        outside = ~np.isfinite(labels) | (labels < low) | (labels > high)
+        if outside.any():
+            row = int(np.argmax(outside))
+            raise DataFileError(f"'{source}': label {labels[row]} at row {row + 1} is outside the range "
+                                f"[{low}, {high}] ({int(outside.sum())} such label(s)).")
+    if bad.any():
+        if spec["nonfinite"] == "drop":
+            features, labels = {k: v[~bad] for k, v in features.items()}, labels[~bad]
+        else:
+            features = {k: np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) for k, v in features.items()}
+    return features, labels, int(bad.sum())
+
+
+@cache_watching(lambda folder: [folder])
+def read_splits(folder):
+    """{split: (features, labels, non-finite examples)} of a dataset folder, checked."""
+    spec = read_spec(folder)
+    files = spec["files"]
+    if isinstance(files, dict):
+        splits = {split: _checked(*_read_file(folder, files[split], spec), spec) for split in SPLITS}
+    else:
+        features, labels, bad = _checked(*_read_file(folder, files, spec), spec)
+        fractions = spec["split"]
+        order = np.random.default_rng(fractions.get("seed", 0)).permutation(len(labels))
+        ends = np.round(np.cumsum([fractions[s] for s in SPLITS]) * len(labels)).astype(int)
+        parts = np.split(order, ends[:-1])
+        splits = {split: ({k: v[p] for k, v in features.items()}, labels[p], bad) for split, p in zip(SPLITS, parts)}
+    for split, (_, labels, _) in splits.items():
+        if not len(labels):
+            raise DataFileError(f"'{folder}': split '{split}' has no example.")
+    return splits
+
+
+def load_split(path, split):
+    """The `Source` of one split of the dataset folder at `path`."""
+    features, labels, _ = read_splits(os.path.dirname(_spec_path(path)))[split]
+    return array_source(features, labels)
+
+
+def check(path):
+    """A summary of a dataset folder after every check (the same as at load time): split sizes, class balance or
+    label range, non-finite examples and the policy applied. Raises `DataFileError` at the first problem."""
+    dataset_info = info(path)
+    splits = read_splits(os.path.dirname(_spec_path(path)))
+    lines = [f"dataset '{dataset_info.name}' ({_spec_path(path)})",
+             "modalities: " + ", ".join(f"{m.name} {m.kind} {list(m.shape)} {m.dtype}"
+                                        for m in dataset_info.modalities)]
+    spec = read_spec(path)
+    policy = {"error": "", "zero": " (set to 0)", "drop": " (dropped)"}[spec.get("nonfinite", "error")]
+    for split, (_, labels, bad) in splits.items():
+        if dataset_info.task.type == "classification":
+            counts = np.bincount(labels, minlength=dataset_info.task.num_classes)
+            labels_text = "classes " + " ".join(f"{k}:{c}" for k, c in enumerate(counts))
+        else:
+            labels_text = f"labels in [{labels.min():.4g}, {labels.max():.4g}], mean {labels.mean():.4g}"
+        lines.append(f"{split:>10s}: {len(labels)} examples; {labels_text}"
+                     + (f"; non-finite examples: {bad}{policy}" if isinstance(spec["files"], dict) else ""))
+    if not isinstance(spec["files"], dict):
+        lines.append(f"non-finite examples in {spec['files']}: {next(iter(splits.values()))[2]}{policy}")
+    return "\n".join(lines)

@@ -1,0 +1,187 @@
+"""Dataset folders (`dataset.json` + files): every format loads, the command line takes them, bad folders are named."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from multisensory import datasets
+from multisensory.datasets import folder, higgs
+from multisensory.datasets.files import DataFileError
+from multisensory.training import cli
+
+EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "sensors")
+
+
+def toy(n=30, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"a": rng.normal(size=(n, 3)).round(2), "b": rng.normal(size=(n, 2, 2)).round(2),
+            "label": rng.integers(0, 2, n)}
+
+
+def spec(tmp_path, files, **extra):
+    body = {"modalities": [{"name": "a", "shape": [3], "columns": {"prefix": "a"}},
+                           {"name": "b", "kind": "sequence", "shape": [2, 2], "columns": {"range": [4, 8]}}],
+            "task": {"type": "classification", "num_classes": 2}, "files": files, **extra}
+    (tmp_path / "dataset.json").write_text(json.dumps(body))
+    return str(tmp_path)
+
+
+def write_table(path, data, delimiter=",", header=True):
+    rows = np.column_stack([data["label"], data["a"], data["b"].reshape(len(data["label"]), -1)])
+    names = ["label", "a0", "a1", "a2", "b0", "b1", "b2", "b3"]
+    with open(path, "w") as f:
+        if header:
+            f.write(delimiter.join(names) + "\n")
+        f.writelines(delimiter.join(f"{v:g}" for v in row) + "\n" for row in rows)
+
+
+def collect(path, split):
+    xs, ys = [], []
+    for x, y in datasets.load(path, split, batch_size=100, shuffle=False):
+        xs.append({k: v.numpy() for k, v in x.items()})
+        ys.append(y.numpy())
+    return {k: np.concatenate([x[k] for x in xs]) for k in xs[0]}, np.concatenate(ys)
+
+
+@pytest.mark.parametrize("layout", ["csv", "tsv-headerless", "npz", "npy"])
+def test_each_file_format_loads_the_same_examples(tmp_path, layout):
+    data = {split: toy(seed=i) for i, split in enumerate(("train", "validation", "test"))}
+    files = {}
+    for split, d in data.items():
+        if layout == "csv":
+            write_table(tmp_path / f"{split}.csv", d)
+            files[split] = f"{split}.csv"
+        elif layout == "tsv-headerless":
+            write_table(tmp_path / f"{split}.tsv", d, "\t", header=False)
+            files[split] = f"{split}.tsv"
+        elif layout == "npz":
+            np.savez(tmp_path / f"{split}.npz", **d)
+            files[split] = f"{split}.npz"
+        else:
+            for key, array in d.items():
+                np.save(tmp_path / f"{split}_{key}.npy", array)
+            files[split] = {key: f"{split}_{key}.npy" for key in d}
+    extra = {"header": False, "label": 0} if layout == "tsv-headerless" else {}
+    path = spec(tmp_path, files, **extra)
+    if layout == "tsv-headerless":  # by index: a is columns 1-3
+        body = json.loads((tmp_path / "dataset.json").read_text())
+        body["modalities"][0]["columns"] = [1, 2, 3]
+        (tmp_path / "dataset.json").write_text(json.dumps(body))
+    info = datasets.info(path)
+    assert info.splits == {"train": 30, "validation": 30, "test": 30}
+    assert [(m.name, m.shape, m.kind) for m in info.modalities] == [("a", (3,), "vector"), ("b", (2, 2), "sequence")]
+    x, y = collect(path, "validation")
+    np.testing.assert_allclose(x["a"], data["validation"]["a"], rtol=1e-6)
+    np.testing.assert_allclose(x["b"], data["validation"]["b"], rtol=1e-6)
+    np.testing.assert_array_equal(y, data["validation"]["label"])
+
+
+def test_one_file_split_by_seeded_fractions(tmp_path):
+    data = toy(40)
+    write_table(tmp_path / "all.csv", data)
+    path = spec(tmp_path, "all.csv", split={"train": 0.5, "validation": 0.25, "test": 0.25, "seed": 3})
+    sizes = {split: len(collect(path, split)[1]) for split in ("train", "validation", "test")}
+    assert sizes == {"train": 20, "validation": 10, "test": 10}
+    together = np.concatenate([collect(path, s)[0]["a"] for s in ("train", "validation", "test")])
+    np.testing.assert_allclose(np.sort(together, axis=0), np.sort(data["a"], axis=0), rtol=1e-6)
+
+
+def test_the_example_folder_checks_trains_evaluates_under_noise_and_exports(tmp_path, capsys):
+    assert cli.main(["dataset", "check", EXAMPLE]) == 0
+    report = capsys.readouterr().out
+    assert "train: 105 examples" in report and "ok: every check passed" in report
+    out = str(tmp_path / "run")
+    assert cli.main(["train", "--model", "additive_fusion", "--dataset", EXAMPLE, "--epochs", "2",
+                     "--batch-size", "16", "--config", "width=8", "--out", out]) == 0
+    assert os.path.isdir(os.path.join(out, "export", "additive_fusion", "1"))
+    assert cli.main(["evaluate", "--model-path", os.path.join(out, "model.keras"), "--dataset", EXAMPLE,
+                     "--noise", "imu=0.5,audio=0.5"]) == 0
+    assert "accuracy" in capsys.readouterr().out
+
+
+def bad_folder(tmp_path, edit_table=None, **spec_changes):
+    data = toy()
+    for split in ("train", "validation", "test"):
+        write_table(tmp_path / f"{split}.csv", data)
+    if edit_table:
+        path = tmp_path / "test.csv"
+        path.write_text(edit_table(path.read_text()))
+    path = spec(tmp_path, {s: f"{s}.csv" for s in ("train", "validation", "test")})
+    body = json.loads((tmp_path / "dataset.json").read_text())
+    for key, value in spec_changes.items():
+        body[key] = value
+    (tmp_path / "dataset.json").write_text(json.dumps(body))
+    return path
+
+
+def _line(text, k, new):
+    lines = text.splitlines()
+    lines[k] = new(lines[k])
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("case, edit, changes, message", [
+    ("missing column", None, {"modalities": [{"name": "a", "shape": [3], "columns": ["a0", "a1", "a9"]}]},
+     r"(test|train|validation)\.csv': modality 'a': no column 'a9'; the columns are"),
+    ("ragged row", lambda t: _line(t, 3, lambda l: l + ",1"), {}, r"test\.csv': row 3 has 9 columns, the header 8"),
+    ("label outside the classes", lambda t: _line(t, 2, lambda l: "2" + l[l.index(","):]), {},
+     r"test\.csv': label 2\.0 at row 2 is not one of the classes 0\.\.1"),
+    ("not a number", lambda t: _line(t, 4, lambda l: l.replace(l.split(",")[2], "abc", 1)), {},
+     r"test\.csv': row 4, column a1: 'abc' is not a number"),
+    ("non-finite", lambda t: _line(t, 5, lambda l: l.replace(l.split(",")[5], "nan", 1)), {},
+     r"test\.csv': modality 'b' has non-finite values in 1 example\(s\) \(first: row 5"),
+    ("unknown kind", None, {"modalities": [{"name": "a", "kind": "video", "shape": [3], "columns": ["a0"]}]},
+     r"unknown kind 'video'; kinds are"),
+    ("spec typo", None, {"lable": "label"}, r"unknown key\(s\) \['lable'\]; accepted keys: \['delimiter'"),
+    ("wrong shape", None, {"modalities": [{"name": "a", "shape": [4], "columns": {"prefix": "a"}}]},
+     r"modality 'a' has 3 values per example, its declared shape \[4\] 4"),
+])
+def test_bad_folders_name_the_problem(tmp_path, case, edit, changes, message):
+    path = bad_folder(tmp_path, edit, **changes)
+    with pytest.raises(DataFileError, match=message):
+        datasets.load(path, "test")
+    assert cli.main(["dataset", "check", path]) == 2, case
+
+
+def test_empty_split_wrong_dtype_and_nonfinite_policies(tmp_path):
+    data = toy()
+    np.savez(tmp_path / "full.npz", **data)
+    np.savez(tmp_path / "empty.npz", **{k: v[:0] for k, v in data.items()})
+    np.savez(tmp_path / "text.npz", **{**data, "a": np.array([["x"] * 3] * 30)})
+    nan = {**data, "a": data["a"].copy()}
+    nan["a"][[4, 7], 1] = np.inf
+    np.savez(tmp_path / "nan.npz", **nan)
+    path = spec(tmp_path, {"train": "full.npz", "validation": "full.npz", "test": "empty.npz"})
+    with pytest.raises(DataFileError, match=r"empty\.npz' has no example"):
+        datasets.info(path)
+    path = spec(tmp_path, {"train": "full.npz", "validation": "full.npz", "test": "text.npz"})
+    with pytest.raises(DataFileError, match=r"text\.npz': modality 'a' has dtype <U1; expected numbers"):
+        datasets.info(path)
+    for policy, size in (("zero", 30), ("drop", 28)):
+        path = spec(tmp_path, {"train": "full.npz", "validation": "full.npz", "test": "nan.npz"}, nonfinite=policy)
+        assert datasets.info(path).splits["test"] == size
+        assert np.isfinite(collect(path, "test")[0]["a"]).all()
+        assert "non-finite examples: 2" in folder.check(path)
+
+
+def test_higgs_as_a_csv_folder_gives_the_loaders_splits_and_features(tmp_path, data_dir):
+    raw = higgs.read_splits(data_dir)
+    names = ["label"] + [f"low_{i}" for i in range(21)] + [f"high_{i}" for i in range(7)]
+    for split, (features, labels) in raw.items():
+        with open(tmp_path / f"{split}.csv", "w") as f:
+            f.write(",".join(names) + "\n")
+            f.writelines(",".join([str(int(y))] + [repr(float(v)) for v in row]) + "\n"
+                         for row, y in zip(features, labels))
+    (tmp_path / "dataset.json").write_text(json.dumps({
+        "modalities": [{"name": "low_level", "shape": [21], "columns": {"prefix": "low_"}},
+                       {"name": "high_level", "shape": [7], "columns": {"prefix": "high_"}}],
+        "task": {"type": "classification", "num_classes": 2},
+        "files": {s: f"{s}.csv" for s in ("train", "validation", "test")}}))
+    assert datasets.info(str(tmp_path)).splits == {"train": 6667, "validation": 333, "test": 500}
+    for split in ("validation", "test"):
+        x, y = collect(str(tmp_path), split)
+        np.testing.assert_array_equal(x["low_level"], raw[split][0][:, :21])
+        np.testing.assert_array_equal(x["high_level"], raw[split][0][:, 21:])
+        np.testing.assert_array_equal(y, raw[split][1])
