@@ -18,6 +18,7 @@ setup(
         "tensorboard==2.21.0",
         "numpy",
         "h5py",
+        "pyarrow",
         "matplotlib",
     ],
     entry_points={"console_scripts": ["multisensory=multisensory.training.cli:main"]},

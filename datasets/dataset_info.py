@@ -20,6 +20,9 @@ class Modality:
         dtype: str. Tensor dtype of the features.
         kind: str. One of `MODALITY_KINDS`; zoo models choose an encoder by it.
         description: str. What the features are.
+        standardize: dict or None. {"mean": [...], "std": [...]} over the last axis, from the training split: the
+            model standardises this modality itself (`FusionModel`), so it takes the features as the files hold
+            them, in training, `predict` and exports alike.
     """
 
     name: str
@@ -27,15 +30,26 @@ class Modality:
     dtype: str = "float32"
     kind: str = "vector"
     description: str = ""
+    standardize: dict = None
 
     def __post_init__(self):
         if self.kind not in MODALITY_KINDS:
             raise ValueError(f"Modality '{self.name}': kind must be one of {MODALITY_KINDS}, got '{self.kind}'.")
         object.__setattr__(self, "shape", tuple(self.shape))
+        if self.standardize is not None:  # kept hashable: (mean, std) tuples
+            stats = dict(self.standardize)
+            if set(stats) != {"mean", "std"} or len(stats["mean"]) != len(stats["std"]):
+                raise ValueError(f"Modality '{self.name}': standardize must be {{'mean': [...], 'std': [...]}} of one "
+                                 f"length, got {self.standardize}.")
+            object.__setattr__(self, "standardize", tuple(sorted(
+                (k, tuple(float(v) for v in values)) for k, values in stats.items())))
 
     def get_config(self):
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "kind": self.kind,
-                "description": self.description}
+        config = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "kind": self.kind,
+                  "description": self.description}
+        if self.standardize is not None:
+            config["standardize"] = {k: list(values) for k, values in self.standardize}
+        return config
 
     @classmethod
     def from_config(cls, config):

@@ -25,9 +25,13 @@ the registered datasets. A spec:
 - `label`: the label column (name or index) or array key; default "label".
 - `files`: a file per split, or one file for all and `"split": {"train": 0.8, "validation": 0.1, "test": 0.1,
   "seed": 0}` (a seeded permutation, fractions summing to 1). A file is a table (`.csv`, `.tsv`, `.txt` with
-  `"delimiter"`; `"header": true` by default: with `"header": false` columns are given by index), an `.npz` with one
+  `"delimiter"`; `"header": true` by default: with `"header": false` columns are given by index) or a `.parquet` table
+  (columns by name), an `.npz` with one
   array per modality (named after it, shape (n, *shape)) and the label array, or, instead of a file name, a dict
   {modality or "label": `.npy` file}.
+- `"standardize": true` on a modality: the model standardises it with the training split's mean and standard
+  deviation over the last axis (`Modality.standardize`, applied inside the model, so a saved or exported model
+  takes the features as the files hold them). Noise is added to the features as the files hold them.
 - `nonfinite`: what a NaN or infinite feature gets: `"error"` (default: refused with file, row and column), `"zero"`
   (replaced by 0) or `"drop"` (the example is left out); `check` reports how many there are either way.
 
@@ -47,7 +51,7 @@ from .registry import SPLITS, array_source
 
 SPEC = "dataset.json"
 KEYS = {"name", "description", "modalities", "task", "label", "files", "split", "delimiter", "header", "nonfinite"}
-MODALITY_KEYS = {"name", "kind", "shape", "dtype", "description", "columns"}
+MODALITY_KEYS = {"name", "kind", "shape", "dtype", "description", "columns", "standardize"}
 TASK_KEYS = {"type", "num_classes", "range", "metrics"}
 NONFINITE = ("error", "zero", "drop")
 TABLES = {".csv": ",", ".tsv": "\t", ".txt": None}
@@ -110,14 +114,25 @@ def info(path):
     """The `DatasetInfo` of a dataset folder, with its split sizes."""
     spec, splits = read_spec(path), read_splits(os.path.dirname(_spec_path(path)))
     task = spec["task"]
+    train = splits["train"][0]
     return DatasetInfo(
         name=spec.get("name", os.path.basename(os.path.dirname(_spec_path(path)))),
         modalities=tuple(Modality(m["name"], tuple(m["shape"]), m.get("dtype", "float32"), m.get("kind", "vector"),
-                                  m.get("description", "")) for m in spec["modalities"]),
+                                  m.get("description", ""),
+                                  _statistics(train[m["name"]], m) if m.get("standardize") else None)
+                         for m in spec["modalities"]),
         task=Task(task["type"], num_classes=task.get("num_classes"), value_range=task.get("range"),
                   metrics=task.get("metrics", ())),
         splits={split: len(labels) for split, (_, labels, _) in splits.items()},
         source=spec.get("description", _spec_path(path)))
+
+
+def _statistics(x, modality):
+    """{"mean", "std"} over the last axis of the training features (a sequence's all-zero padding steps left out)."""
+    steps = x.reshape(-1, x.shape[-1]) if x.ndim > 1 else x.reshape(-1, 1)
+    if modality.get("kind") == "sequence":
+        steps = steps[np.any(steps != 0, axis=1)]
+    return {"mean": steps.mean(0).tolist(), "std": steps.std(0).tolist()}
 
 
 def _table(path, spec):
@@ -158,6 +173,27 @@ def _column_indices(selector, names, path, what):
     return [index(selector)]
 
 
+def _parquet(path):
+    """(column names, {index: float64 array}) of a Parquet file; a column that is not numeric is named."""
+    import pyarrow.parquet
+
+    with reading(regular_file(path)):
+        table = pyarrow.parquet.read_table(path)
+    names = [str(n) for n in table.column_names]
+
+    def numbers(columns):
+        out = []
+        for c in columns:
+            column = table.column(c)
+            try:
+                out.append(column.to_numpy(zero_copy_only=False).astype("float64"))
+            except (ValueError, TypeError):
+                raise DataFileError(f"'{path}': column {names[c]} holds {column.type}, not numbers.") from None
+        return np.stack(out, axis=1) if out else np.zeros((table.num_rows, 0))
+
+    return names, numbers
+
+
 def _numbers(rows, columns, names, path):
     try:
         return np.array([[float(row[c]) for c in columns] for row in rows], dtype="float64").reshape(
@@ -187,14 +223,20 @@ def _read_file(folder, entry, spec):
     if path.lower().endswith(".npz"):
         with reading(regular_file(path)), np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}, label_key, path
-    names, rows = _table(path, spec)
-    arrays = {"__label__": _numbers(rows, _column_indices(label_key, names, path, "label"), names, path)[:, 0]}
+    if path.lower().endswith(".parquet"):
+        names, numbers = _parquet(path)
+    else:
+        names, rows = _table(path, spec)
+
+        def numbers(columns):
+            return _numbers(rows, columns, names, path)
+
+    arrays = {"__label__": numbers(_column_indices(label_key, names, path, "label"))[:, 0]}
     for m in spec["modalities"]:
         if "columns" not in m:
             raise DataFileError(f"'{path}': modality '{m['name']}' needs 'columns' in the spec to be read from a "
                                 "table.")
-        arrays[m["name"]] = _numbers(rows, _column_indices(m["columns"], names, path, f"modality '{m['name']}'"),
-                                     names, path)
+        arrays[m["name"]] = numbers(_column_indices(m["columns"], names, path, f"modality '{m['name']}'"))
     return arrays, "__label__", path
 
 

@@ -45,7 +45,7 @@ def collect(path, split):
     return {k: np.concatenate([x[k] for x in xs]) for k in xs[0]}, np.concatenate(ys)
 
 
-@pytest.mark.parametrize("layout", ["csv", "tsv-headerless", "npz", "npy"])
+@pytest.mark.parametrize("layout", ["csv", "tsv-headerless", "parquet", "npz", "npy"])
 def test_each_file_format_loads_the_same_examples(tmp_path, layout):
     data = {split: toy(seed=i) for i, split in enumerate(("train", "validation", "test"))}
     files = {}
@@ -56,6 +56,14 @@ def test_each_file_format_loads_the_same_examples(tmp_path, layout):
         elif layout == "tsv-headerless":
             write_table(tmp_path / f"{split}.tsv", d, "\t", header=False)
             files[split] = f"{split}.tsv"
+        elif layout == "parquet":
+            import pyarrow
+            import pyarrow.parquet
+
+            columns = {"label": d["label"], **{f"a{i}": d["a"][:, i] for i in range(3)},
+                       **{f"b{i}": d["b"].reshape(30, 4)[:, i] for i in range(4)}}
+            pyarrow.parquet.write_table(pyarrow.table(columns), tmp_path / f"{split}.parquet")
+            files[split] = f"{split}.parquet"
         elif layout == "npz":
             np.savez(tmp_path / f"{split}.npz", **d)
             files[split] = f"{split}.npz"
@@ -164,6 +172,36 @@ def test_empty_split_wrong_dtype_and_nonfinite_policies(tmp_path):
         assert datasets.info(path).splits["test"] == size
         assert np.isfinite(collect(path, "test")[0]["a"]).all()
         assert "non-finite examples: 2" in folder.check(path)
+
+
+def test_standardisation_travels_with_the_model(tmp_path):
+    """`"standardize": true`: the model standardises with training statistics, so it takes the files' features, in
+    predict, after saving and in the export."""
+    import tensorflow as tf
+
+    from multisensory import zoo
+    from multisensory.exports import export_saved_model
+    from multisensory.training import runs
+
+    data = toy(40)
+    data["a"] = data["a"] * 100 + 500
+    np.savez(tmp_path / "d.npz", **data)
+    path = spec(tmp_path, {s: "d.npz" for s in ("train", "validation", "test")})
+    body = json.loads((tmp_path / "dataset.json").read_text())
+    body["modalities"][0]["standardize"] = True
+    (tmp_path / "dataset.json").write_text(json.dumps(body))
+    info = datasets.info(path)
+    stats = dict(info.modality("a").standardize)
+    np.testing.assert_allclose(stats["mean"], data["a"].mean(0), rtol=1e-5)
+    model = zoo.create("additive_fusion", info, width=8)
+    x = {"a": data["a"].astype("float32"), "b": data["b"].astype("float32")}
+    np.testing.assert_allclose(model.standardizers["a"](x["a"]), (x["a"] - data["a"].mean(0)) / data["a"].std(0),
+                               rtol=1e-4, atol=1e-4)
+    expected = model.predict(x, verbose=0)
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(runs.load_model(tmp_path / "m.keras").predict(x, verbose=0), expected, atol=1e-5)
+    serve = tf.saved_model.load(export_saved_model(model, str(tmp_path / "export"))).signatures["serving_default"]
+    np.testing.assert_allclose(serve(a=tf.constant(x["a"]), b=tf.constant(x["b"]))["logits"], expected, atol=1e-5)
 
 
 def test_higgs_as_a_csv_folder_gives_the_loaders_splits_and_features(tmp_path, data_dir):

@@ -95,6 +95,25 @@ def check_finite(inputs, modalities):
         for m in modalities}}
 
 
+class Standardize(keras.layers.Layer):
+    """(x - mean) / std over the last axis with a modality's training-split statistics (`Modality.standardize`),
+    inside the model, so it takes features as the files hold them. In a sequence, all-zero steps (padding) stay 0.
+    Built from the modality, which the model's config holds, so it has no weights of its own."""
+
+    def __init__(self, modality, **kwargs):
+        super().__init__(name=f"standardize_{modality.name}", **kwargs)
+        stats = dict(modality.standardize)
+        self.mean = tf.constant(stats["mean"], tf.float32)
+        self.std = tf.constant([s if s > 0 else 1.0 for s in stats["std"]], tf.float32)
+        self.keep_padding = modality.kind == "sequence"
+
+    def call(self, x):
+        scaled = (x - tf.cast(self.mean, x.dtype)) / tf.cast(self.std, x.dtype)
+        if self.keep_padding:
+            scaled = tf.where(tf.reduce_any(x != 0, axis=-1, keepdims=True), scaled, tf.zeros_like(scaled))
+        return scaled
+
+
 @keras.saving.register_keras_serializable(package="multisensory")
 class FusionModel(keras.Model):
     """Base class of zoo models: per-modality encoders, a fusion and a head over a dict of modalities.
@@ -121,6 +140,7 @@ class FusionModel(keras.Model):
             get_recipe(self.recipe_name)  # unknown names list the known ones
         self.modalities = tuple(Modality.from_config(m) for m in modalities)
         self.task = Task.from_config(task)
+        self.standardizers = {m.name: Standardize(m) for m in self.modalities if m.standardize is not None}
         self.multiplicative = MultiplicativeConfig.parse(head)
         if self.multiplicative is not None:
             if self.task.type != "classification":
@@ -183,6 +203,8 @@ class FusionModel(keras.Model):
         raise NotImplementedError(f"{type(self).__name__} must implement forward().")
 
     def _outputs(self, inputs, training=None):
+        if self.standardizers:
+            inputs = {**inputs, **{m: layer(inputs[m]) for m, layer in self.standardizers.items()}}
         outputs = self.forward(inputs, training=training)
         return outputs if self.plain_head else self._multiplicative_outputs(outputs, training)
 
