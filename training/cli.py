@@ -173,6 +173,13 @@ def _train_args(args):
                 dataset_options=parse_assignments(args.dataset_option))
 
 
+def _dataset_name(dataset):
+    """A registered dataset's name, or a dataset folder's (its spec's name), for default output folders."""
+    from multisensory import datasets
+
+    return datasets.info(dataset).name
+
+
 def _print_metrics(title, metrics):
     print(title)
     width = max([12] + [len(name) for name in metrics])
@@ -218,7 +225,7 @@ def _robustness(args):
 def _tune(args):
     from multisensory.training import tuning
 
-    project = args.project_name or f"{args.model}-{args.dataset}"
+    project = args.project_name or f"{args.model}-{_dataset_name(args.dataset)}"
     study, metrics = tuning.tune(args.model, args.dataset, directory=args.directory, project_name=project,
                                  tuner_name=args.tuner, max_trials=args.max_trials, objective_name=args.objective,
                                  epochs=args.epochs, batch_size=args.batch_size, data_dir=args.data_dir,
@@ -259,7 +266,7 @@ def main(argv=None):
             print("models:   " + ", ".join(zoo.list_models()))
             print("datasets: " + ", ".join(datasets.list_datasets()))
         elif args.command == "train":
-            out = args.out or f"runs/{args.model}-{args.dataset}"
+            out = args.out or f"runs/{args.model}-{_dataset_name(args.dataset)}"
             metrics = runs.train(args.model, args.dataset, out, drop=_drop(args.drop),
                                  existing=_existing(args, "refuse"), **_train_args(args))
             _print_metrics(f"test metrics ({out}/metrics.json):", metrics)
@@ -267,7 +274,7 @@ def main(argv=None):
         elif args.command == "compare":
             if args.drop:
                 raise ValueError("compare drops modalities itself; --drop is not accepted here.")
-            out = args.out or f"runs/compare-{args.model}-{args.dataset}"
+            out = args.out or f"runs/compare-{args.model}-{_dataset_name(args.dataset)}"
             results = runs.compare(args.model, args.dataset, out, existing=_existing(args, "reuse"),
                                    **_train_args(args))
             names = list(next(iter(results.values())))
