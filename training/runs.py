@@ -82,7 +82,6 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
         raise ValueError(f"epochs must be at least 1, got {epochs}: a run of no epoch would save an untrained model.")
     if batch_size is not None and int(batch_size) < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-    os.makedirs(out, exist_ok=True)
     keras.utils.set_random_seed(seed)
     data_info = datasets.info(dataset, data_dir=data_dir or os.environ.get(datasets.DATA_ENV), **dataset_options)
     scope = distribute.strategy(strategy)
@@ -94,6 +93,7 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
     settings = {"model": model, "dataset": dataset, "config": config, "dataset_options": dataset_options,
                 "epochs": epochs, "batch_size": batch_size, "noise": noise or {}, "dropout": dropout or {},
                 "drop": sorted(drop), "seed": seed, "strategy": strategy, "replicas": scope.num_replicas_in_sync}
+    os.makedirs(out, exist_ok=True)
     with run_folder.Lock(out, ".lock" if strategy != "multiworker" else f".lock-worker-{worker}"):
         finished = run_folder.prepare(out, settings, existing, chief=worker == 0)
         if finished is not None:
