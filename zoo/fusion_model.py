@@ -89,10 +89,14 @@ def check_inputs(inputs, modalities):
 
 def check_finite(inputs, modalities):
     """`inputs` with each modality checked for NaN and infinity when it is computed (an error naming the
-    modality): predictions from such values are meaningless, however confident."""
-    return {**inputs, **{m.name: tf.debugging.check_numerics(
-        tf.convert_to_tensor(inputs[m.name]), f"Modality '{m.name}': the input holds NaN or infinite values")
-        for m in modalities}}
+    modality): predictions from such values are meaningless, however confident. Anything else about the inputs is
+    left to `check_inputs`, which the model's call runs."""
+    if not isinstance(inputs, Mapping):
+        return inputs
+    tensors = {m.name: tf.convert_to_tensor(inputs[m.name]) for m in modalities if m.name in inputs}
+    return {**inputs, **{name: tf.debugging.check_numerics(x, f"Modality '{name}': the input holds NaN or infinite "
+                                                              "values")
+                         for name, x in tensors.items() if x.dtype.is_floating}}
 
 
 class Standardize(keras.layers.Layer):
@@ -285,7 +289,6 @@ class FusionModel(keras.Model):
     def predict_step(self, data):
         """Keras' `predict_step`, refusing inputs with NaN or infinite values (`check_finite`)."""
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        check_inputs(x, self.modalities)
         return self(check_finite(x, self.modalities), training=False)
 
     def predict(self, x, *args, **kwargs):
