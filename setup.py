@@ -16,6 +16,7 @@ setup(
         "keras==3.15.1",
         "keras-tuner==1.4.8",
         "tensorboard==2.21.0",
+        "tensorflow-serving-api==2.21.0",
         "numpy",
         "h5py",
         "pyarrow",

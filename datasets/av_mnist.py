@@ -6,14 +6,16 @@ Built as Barnum, Talukder & Yue, "On the Benefits of Early Fusion in Multimodal 
    into train / validation / test by a seeded permutation, before any pairing, so no image or recording is shared
    between splits.
 2. Every recording is front-padded with zeros to the length of the longest recording (18,262 samples in FSDD
-   v1.0.10) and turned into a spectrogram with `tf.signal.stft` (Hann window of 400 samples, stride 200, FFT of 400:
+   v1.0.10; a longer one is refused) and turned into a spectrogram with `tf.signal.stft` (Hann window of 400 samples, stride 200, FFT of 400:
    201 frequency bins, 90 frames). Features are log(1 + |STFT|) of the waveform scaled to [-1, 1]; the paper does not
    state its magnitude scaling, and this choice keeps padding at exactly 0.
 3. Within a split, every (image, recording) pair of the same digit is a candidate; a seeded sampler draws
    `num_pairs` distinct candidates uniformly (87,516 for train as in the paper; validation and test default to one
    eighth of that, 10,939, keeping the 8:1:1 ratio, since the paper gives no number for them).
 
-Images are float32 in [0, 1]. `seed` seeds both the source split and the pair sampling.
+Images are float32 pixel values 0-255, as the files hold them; models scale them by 1/255 themselves
+(`Modality.standardize`), and a served model takes the recording itself (`Modality.raw`, front-padded and turned
+into the spectrogram by `multisensory.datasets.raw_inputs`), so what a user has goes straight in. `seed` seeds both the source split and the pair sampling.
 
 Audio noise (`noise={"audio": snr}`) acts as in the paper's appendix A.3: white noise is added to the recording
 itself, its power measured over the recording's own samples, then the recording is front-padded with silence and
@@ -38,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from .dataset_info import DatasetInfo, Modality, Task
+from .raw_inputs import log_spectrogram
 from .files import DataFileError, cache_watching, check_labels, check_uint8_pixels, reading, regular_file
 from . import noise as noise_lib
 from .registry import SPLITS, RawDomain, Source, missing_files_error, register_dataset
@@ -45,15 +48,19 @@ from .registry import SPLITS, RawDomain, Source, missing_files_error, register_d
 TRAIN_PAIRS = 87_516
 WINDOW, STRIDE, BINS = 400, 200, 201
 FRAMES = 90
+SAMPLES = 18_262  # the longest FSDD v1.0.10 recording, which every recording is front-padded to
 SAMPLE_RATE = 8000
 FRACTIONS = (0.8, 0.1, 0.1)
 
 INFO = DatasetInfo(
     name="av_mnist",
     modalities=(
-        Modality("image", (28, 28, 1), "float32", "image", "MNIST digit, pixels in [0, 1]"),
+        Modality("image", (28, 28, 1), "float32", "image", "MNIST digit, pixel values 0-255 (the model scales them)",
+                 standardize={"mean": [0.0], "std": [255.0]}),
         Modality("audio", (FRAMES, BINS), "float32", "spectrogram",
-                 "FSDD recording, front-padded, log(1 + |STFT|), window 400, stride 200"),
+                 "FSDD recording, front-padded, log(1 + |STFT|), window 400, stride 200",
+                 raw={"kind": "waveform", "samples": SAMPLES, "sample_rate": SAMPLE_RATE, "window": WINDOW,
+                      "stride": STRIDE}),
     ),
     task=Task("classification", num_classes=10, metrics=("accuracy", "error", "auc")),
     splits={"train": TRAIN_PAIRS, "validation": TRAIN_PAIRS // 8, "test": TRAIN_PAIRS // 8},
@@ -97,13 +104,13 @@ def _read_sources(data_dir):
     waves = [_read_wav(p) for p in wav_paths]
     audio_labels = np.array([_digit(p) for p in wav_paths], dtype="int32")
     longest = max(len(w) for w in waves)
-    padded = np.zeros((len(waves), longest), dtype="float32")
+    if longest > SAMPLES:
+        raise DataFileError(f"Dataset 'av_mnist': a recording in '{data_dir}' has {longest} samples; FSDD v1.0.10's "
+                            f"longest has {SAMPLES}, which every recording is front-padded to.")
+    padded = np.zeros((len(waves), SAMPLES), dtype="float32")
     for i, w in enumerate(waves):
-        padded[i, longest - len(w):] = w
+        padded[i, SAMPLES - len(w):] = w
     spectrograms = spectrogram(padded)
-    if spectrograms.shape[1] != FRAMES:
-        raise ValueError(f"Dataset 'av_mnist': the longest recording in '{data_dir}' has {longest} samples, giving "
-                         f"{spectrograms.shape[1]} frames; FSDD v1.0.10 gives {FRAMES}.")
     lengths = np.array([len(w) for w in waves], dtype="int32")
     return images, image_labels, spectrograms, audio_labels, padded, lengths
 
@@ -135,8 +142,7 @@ def spectrogram(waveforms):
 
 def spectrogram_tensor(waveforms):
     """`spectrogram` as a TensorFlow op on a (batch, samples) float tensor."""
-    stft = tf.signal.stft(waveforms, frame_length=WINDOW, frame_step=STRIDE, fft_length=WINDOW)
-    return tf.math.log1p(tf.abs(stft))
+    return log_spectrogram(waveforms, WINDOW, STRIDE)
 
 
 def pairs(split, data_dir, seed=0, num_pairs=None):
@@ -281,7 +287,7 @@ def load_split(split, data_dir, seed=0, num_pairs=None):
     labels = tf.constant(table["label"])
 
     def image(indices):
-        return tf.cast(tf.gather(images, tf.gather(image_index, indices)), tf.float32)[..., None] / 255.0
+        return tf.cast(tf.gather(images, tf.gather(image_index, indices)), tf.float32)[..., None]
 
     def fetch(indices):
         audio = tf.gather(spectrograms, tf.gather(audio_index, indices))

@@ -38,7 +38,9 @@ def _info(name, num_classes):
     folder, train_files, test_files, _ = _PICKLES[name]
     return DatasetInfo(
         name=name,
-        modalities=(Modality("image", (32, 32, 3), "float32", "image", "RGB pixels in [0, 1]"),),
+        modalities=(Modality("image", (32, 32, 3), "float32", "image",
+                             "RGB pixel values 0-255 (the model scales them)",
+                             standardize={"mean": [0.0] * 3, "std": [255.0] * 3}),),
         task=Task("classification", num_classes=num_classes, metrics=("accuracy", "error", "auc")),
         splits={"train": 50_000 - VALIDATION_SIZE, "validation": VALIDATION_SIZE, "test": 10_000},
         license="CIFAR terms of use: cite Krizhevsky (2009).",
@@ -162,7 +164,7 @@ def read_splits(data_dir, name):
 
 
 def _to_float(features):
-    return {"image": tf.cast(features["image"], tf.float32) / 255.0}
+    return {"image": tf.cast(features["image"], tf.float32)}
 
 
 def _loader(name):

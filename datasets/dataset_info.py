@@ -23,6 +23,10 @@ class Modality:
         standardize: dict or None. {"mean": [...], "std": [...]} over the last axis, from the training split: the
             model standardises this modality itself (`FusionModel`), so it takes the features as the files hold
             them, in training, `predict` and exports alike.
+        raw: dict or None. How the features come from what a user has, when that is not a per-feature scaling
+            (`multisensory.datasets.raw_inputs`): e.g. {"kind": "waveform", "samples": 18262, "sample_rate": 8000,
+            "window": 400, "stride": 200} for a spectrogram of a front-padded recording. `FusionModel.preprocess`
+            and the exports' serving functions apply it, so a served model takes the recording itself.
     """
 
     name: str
@@ -31,6 +35,7 @@ class Modality:
     kind: str = "vector"
     description: str = ""
     standardize: dict = None
+    raw: dict = None
 
     def __post_init__(self):
         if self.kind not in MODALITY_KINDS:
@@ -43,12 +48,18 @@ class Modality:
                                  f"length, got {self.standardize}.")
             object.__setattr__(self, "standardize", tuple(sorted(
                 (k, tuple(float(v) for v in values)) for k, values in stats.items())))
+        if self.raw is not None:
+            from .raw_inputs import check_raw
+
+            object.__setattr__(self, "raw", tuple(sorted(check_raw(self.name, dict(self.raw)).items())))
 
     def get_config(self):
         config = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "kind": self.kind,
                   "description": self.description}
         if self.standardize is not None:
             config["standardize"] = {k: list(values) for k, values in self.standardize}
+        if self.raw is not None:
+            config["raw"] = dict(self.raw)
         return config
 
     @classmethod

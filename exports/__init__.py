@@ -1,5 +1,7 @@
 """Exports of zoo models: SavedModels with named per-modality signatures in TF-Serving layout."""
 
-from .serving import export_saved_model, input_signature, next_version, serving_outputs
+from .serving import (WARMUP_FILE, example_request, export_saved_model, input_signature, next_version,
+                      serving_outputs, warmup_records)
 
-__all__ = ["export_saved_model", "input_signature", "next_version", "serving_outputs"]
+__all__ = ["WARMUP_FILE", "example_request", "export_saved_model", "input_signature", "next_version",
+           "serving_outputs", "warmup_records"]

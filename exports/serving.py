@@ -1,19 +1,35 @@
-"""SavedModel export in TF-Serving layout, with inputs and outputs named.
+"""SavedModel export in TF-Serving layout, taking what a user has, with inputs and outputs named.
 
 `export_saved_model(model, base_dir)` writes `<base_dir>/<model_name>/<version>/` (TF-Serving's layout: a folder
-per model, an integer folder per version, the next free integer by default) holding a SavedModel whose
-`serving_default` signature takes one tensor per modality, named after the modality, and returns named outputs:
-`logits`, `probabilities` and `class_id` for classification; `prediction` for regression.
+per model, an integer folder per version, the next free integer by default) holding a SavedModel with these
+signatures, each taking one tensor per modality named after it, with a free batch dimension:
+
+- `serving_default`: what a user has (a modality with a `raw` spec, e.g. `av_mnist`'s 8 kHz recording of any
+  length, is converted inside: `FusionModel.preprocess`; scaling such as HIGGS' standardisation and pixels / 255 is
+  inside the model) -> `logits`, `probabilities` and `class_id` for classification, `prediction` for regression;
+- `serving_masked` (when a modality takes recordings of different lengths in one batch): the same with a
+  `<modality>_mask` (batch, length), 1 on each row's values and 0 on its right padding. TF-Serving feeds every
+  input a signature names, so the mask is optional by being a second signature;
+- `embed`: -> `fused`, the fused representation Z;
+- `masks` (models with MMLatch feedback): -> one mask per modality, as `outputs["masks"]`.
+
+`assets.extra/tf_serving_warmup_requests` holds one `PredictionLog` of a real `serving_default` request (written
+with the `tensorflow-serving-api` protos), which TF-Serving replays before it reports the version ready.
+NaN and infinite inputs are refused by every signature with an error naming the modality.
 """
 
 import os
 import re
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from multisensory.datasets.raw_inputs import serving_spec
 from multisensory.training import atomic
 from multisensory.zoo.fusion_model import check_finite
+
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
 def serving_outputs(model, prediction):
@@ -24,9 +40,34 @@ def serving_outputs(model, prediction):
     return {"prediction": prediction}
 
 
-def input_signature(model):
-    """One `tf.TensorSpec` per modality, named after it, with a free batch dimension."""
-    return [tf.TensorSpec((None,) + tuple(m.shape), m.dtype, name=m.name) for m in model.modalities]
+def input_signature(model, masks=False):
+    """The `tf.TensorSpec`s a served model takes: one per modality, named after it (`raw_inputs.serving_spec`),
+    then with `masks` a `<modality>_mask` (int32, the modality's shape) for each modality that takes one."""
+    specs = [serving_spec(m) for m in model.modalities]
+    return [spec for spec, _ in specs] + ([tf.TensorSpec(spec.shape, tf.int32, name=f"{spec.name}_mask")
+                                           for spec, masked in specs if masked] if masks else [])
+
+
+def example_request(model, batch_size=1):
+    """A request `serving_default` takes: {input name: zeros of its shape}; a variable length gets the length the
+    model's raw spec pads to (a whole recording)."""
+    inputs = {}
+    for m, spec in zip(model.modalities, input_signature(model)):
+        length = dict(m.raw).get("samples") if m.raw is not None else None
+        shape = [batch_size] + [length if d is None else d for d in spec.shape[1:]]
+        inputs[spec.name] = np.zeros(shape, spec.dtype.as_numpy_dtype)
+    return inputs
+
+
+def warmup_records(model_name, inputs, signature="serving_default"):
+    """Serialized `PredictionLog` records of one TF-Serving `PredictRequest` with `inputs` {name: array}."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    return [log.SerializeToString()]
 
 
 def next_version(model_dir):
@@ -35,7 +76,7 @@ def next_version(model_dir):
     return max(versions, default=0) + 1
 
 
-def export_saved_model(model, base_dir, model_name=None, version=None):
+def export_saved_model(model, base_dir, model_name=None, version=None, warmup=None):
     """Writes a SavedModel of a zoo model to `<base_dir>/<model_name>/<version>/` and returns that path.
 
     Args:
@@ -45,6 +86,8 @@ def export_saved_model(model, base_dir, model_name=None, version=None):
             defaults to `model.name`.
         version: int >= 1. Version folder (TF-Serving serves positive integer versions only); defaults to the next
             free integer.
+        warmup: dict or None. The request written as the warmup record ({input name: array}, what
+            `serving_default` takes); default `example_request(model)`.
     """
     model_name = model_name or model.name
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", model_name) or ".." in model_name:
@@ -57,15 +100,39 @@ def export_saved_model(model, base_dir, model_name=None, version=None):
     path = os.path.join(model_dir, str(version))
     if os.path.exists(path):
         raise FileExistsError(f"Export version '{path}' exists already; pick another version.")
-    names = model.modality_names
-
-    def serve(*tensors):
-        inputs = check_finite(dict(zip(names, tensors)), model.modalities)
-        return serving_outputs(model, model(inputs, training=False))
-
-    archive = keras.export.ExportArchive()  # tracks the variables the endpoint uses: training-only parts stay out
-    archive.add_endpoint("serving_default", serve, input_signature=input_signature(model))
+    archive = keras.export.ExportArchive()  # tracks the variables the endpoints use: training-only parts stay out
+    for signature, specs, output in _endpoints(model):
+        archive.add_endpoint(signature, _serving_function(model, [s.name for s in specs], output),
+                             input_signature=specs)
     os.makedirs(model_dir, exist_ok=True)
     with atomic.destination(path) as temporary:  # TF-Serving never sees a half-written version
         archive.write_out(temporary, verbose=False)
+        os.makedirs(os.path.join(temporary, "assets.extra"))
+        with tf.io.TFRecordWriter(os.path.join(temporary, WARMUP_FILE)) as writer:
+            for record in warmup_records(model_name, warmup or example_request(model)):
+                writer.write(record)
     return path
+
+
+def _endpoints(model):
+    """(signature name, input specs, outputs -> named outputs) of each signature of the module docstring."""
+    def prediction(outputs):
+        return serving_outputs(model, outputs["prediction"])
+
+    endpoints = [("serving_default", input_signature(model), prediction)]
+    if any(masked for _, masked in map(serving_spec, model.modalities)):
+        endpoints.append(("serving_masked", input_signature(model, masks=True), prediction))
+    endpoints.append(("embed", input_signature(model), lambda outputs: {"fused": outputs["fused"]}))
+    probe = model(model.preprocess({k: tf.constant(v) for k, v in example_request(model).items()}),
+                  return_outputs=True)
+    if "masks" in probe:
+        endpoints.append(("masks", input_signature(model), lambda outputs: dict(outputs["masks"])))
+    return endpoints
+
+
+def _serving_function(model, names, output):
+    def serve(*tensors):
+        raw = check_finite(dict(zip(names, tensors)), model.modalities)
+        return output(model(model.preprocess(raw), training=False, return_outputs=True))
+
+    return serve

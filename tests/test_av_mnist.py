@@ -72,7 +72,7 @@ def test_load_pixels_and_labels_match_the_sources(data_dir):
     table = av_mnist.pairs("test", data_dir, num_pairs=64)
     x, y = next(iter(datasets.load("av_mnist", "test", data_dir=data_dir, batch_size=64, num_pairs=64)))
     np.testing.assert_array_equal(y.numpy(), table["label"])
-    np.testing.assert_allclose(x["image"].numpy()[..., 0], images[table["image_index"]] / 255.0, rtol=1e-6)
+    np.testing.assert_allclose(x["image"].numpy()[..., 0], images[table["image_index"]], rtol=1e-6)
     np.testing.assert_array_equal(x["audio"].numpy(), spectrograms[table["audio_index"]])
 
 

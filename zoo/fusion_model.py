@@ -39,6 +39,7 @@ import keras
 import tensorflow as tf
 
 from multisensory.datasets.dataset_info import Modality, Task
+from multisensory.datasets.raw_inputs import to_features
 from multisensory.training.losses import MultiplicativeLoss, branch_terms, class_losses
 
 from .multiplicative_head import MultiplicativeConfig, MultiplicativeHead
@@ -100,22 +101,21 @@ def check_finite(inputs, modalities):
 
 
 class Standardize(keras.layers.Layer):
-    """(x - mean) / std over the last axis with a modality's training-split statistics (`Modality.standardize`),
-    inside the model, so it takes features as the files hold them. In a sequence, all-zero steps (padding) stay 0.
-    Built from the modality, which the model's config holds, so it has no weights of its own."""
+    """(x - mean) / std over the last axis with a modality's statistics (`Modality.standardize`: training-split
+    statistics, or mean 0 and std 255 for pixels), inside the model, so it takes features as the files hold them. An
+    all-zero vector along the last axis (a sequence's padding step, a dropped modality) stays 0, as it would be
+    after standardisation in the pipeline. Built from the modality, which the model's config holds, so it has no
+    weights of its own."""
 
     def __init__(self, modality, **kwargs):
         super().__init__(name=f"standardize_{modality.name}", **kwargs)
         stats = dict(modality.standardize)
         self.mean = tf.constant(stats["mean"], tf.float32)
         self.std = tf.constant([s if s > 0 else 1.0 for s in stats["std"]], tf.float32)
-        self.keep_padding = modality.kind == "sequence"
 
     def call(self, x):
         scaled = (x - tf.cast(self.mean, x.dtype)) / tf.cast(self.std, x.dtype)
-        if self.keep_padding:
-            scaled = tf.where(tf.reduce_any(x != 0, axis=-1, keepdims=True), scaled, tf.zeros_like(scaled))
-        return scaled
+        return tf.where(tf.reduce_any(x != 0, axis=-1, keepdims=True), scaled, tf.zeros_like(scaled))
 
 
 @keras.saving.register_keras_serializable(package="multisensory")
@@ -290,6 +290,21 @@ class FusionModel(keras.Model):
         """Keras' `predict_step`, refusing inputs with NaN or infinite values (`check_finite`)."""
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         return self(check_finite(x, self.modalities), training=False)
+
+    def preprocess(self, inputs):
+        """What a user has -> the features `call` takes: a modality with a `raw` spec (`Modality.raw`, e.g. a
+        recording to its spectrogram, `multisensory.datasets.raw_inputs`) is converted, with its optional
+        `<modality>_mask`; the others pass as they are (their scaling is inside the model). Exports serve
+        `model(model.preprocess(raw))`."""
+        if not isinstance(inputs, Mapping):
+            raise TypeError(f"Expected a dict {{modality: tensor}} with keys {list(self.modality_names)}, got "
+                            f"{type(inputs).__name__}.")
+        masks = {f"{m.name}_mask" for m in self.modalities if m.raw is not None}
+        features = {k: v for k, v in inputs.items() if k not in masks}
+        for m in self.modalities:
+            if m.raw is not None and m.name in features:
+                features[m.name] = to_features(m, features[m.name], inputs.get(f"{m.name}_mask"))
+        return features
 
     def predict(self, x, *args, **kwargs):
         """Keras' `predict`; a dict of arrays is checked up front (modalities, shapes, dtypes, one batch size, at
