@@ -137,6 +137,12 @@ class DatasetInfo:
     def modality_names(self):
         return tuple(m.name for m in self.modalities)
 
+    def get_config(self):
+        """A JSON-ready dict of everything in the info."""
+        return {"name": self.name, "modalities": [m.get_config() for m in self.modalities],
+                "task": self.task.get_config(), "splits": dict(self.splits), "license": self.license,
+                "citation": self.citation, "source": self.source}
+
     def modality(self, name):
         for m in self.modalities:
             if m.name == name:

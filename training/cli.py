@@ -1,4 +1,5 @@
-"""The `multisensory` command: list, train, evaluate (with robustness reports), compare, export, grid-diff, study.
+"""The `multisensory` command: list, train, evaluate (with robustness reports), compare, export, publish, zoo list,
+grid-diff, study, dataset check.
 
 Examples:
     multisensory list
@@ -12,6 +13,8 @@ Examples:
     multisensory study synergy-dropped --dataset synthetic_av --models tfn,lmf --epochs 5 --out runs/synergy
     multisensory compare --model additive_fusion --dataset synthetic_av --epochs 8 --out runs/demo
     multisensory export --model-path runs/av/model.keras --out serving --name av_additive
+    multisensory publish --run runs/av --name av_mnist-additive --root zoo
+    multisensory zoo list --root zoo
     multisensory dataset check examples/sensors
     multisensory train --model additive_fusion --dataset examples/sensors --epochs 5 --out runs/sensors
 """
@@ -148,6 +151,19 @@ def build_parser():
     export.add_argument("--out", required=True, help="TF-Serving base path")
     export.add_argument("--name", help="model folder name (default: the model's name)")
     export.add_argument("--version", type=int, help="version folder (default: the next integer)")
+    publish = sub.add_parser("publish", help="publish a finished run as a preset of the pretrained zoo")
+    publish.add_argument("--run", required=True, help="a run folder written by `train`")
+    publish.add_argument("--name", required=True, help="the preset's name")
+    publish.add_argument("--root", help="preset root: a folder or a tf.io.gfile URI (default $MULTISENSORY_ZOO)")
+    publish.add_argument("--data-dir", help="directory of the dataset's files, for the robustness card "
+                                            "(default $MULTISENSORY_DATA)")
+    publish.add_argument("--snrs", type=_floats, help="SNRs of the card's grid (default inf,1,0.25)")
+    publish.add_argument("--version", type=int, help="version folder (default: the next integer)")
+    zoo_parser = sub.add_parser("zoo", help="the pretrained zoo")
+    zoo_sub = zoo_parser.add_subparsers(dest="zoo_command", required=True)
+    zoo_list = zoo_sub.add_parser("list", help="the presets under a root, with their metrics and robustness cards")
+    zoo_list.add_argument("--root", help="preset root (default $MULTISENSORY_ZOO)")
+    zoo_list.add_argument("--markdown", action="store_true", help="print a Markdown table")
     return parser
 
 
@@ -241,6 +257,23 @@ def _tune(args):
     print(f"tensorboard --logdir {os.path.join(args.directory, project, 'logs')}")
 
 
+def _publish(args):
+    from multisensory.exports import presets
+    from multisensory.training import publishing
+
+    root = presets.resolve_root(args.root)
+    print(publishing.publish_run(args.run, args.name, root, data_dir=args.data_dir,
+                                 snrs=args.snrs or publishing.CARD_SNRS, version=args.version))
+
+
+def _zoo_list(args):
+    from multisensory.exports import presets
+    from multisensory.training import publishing
+
+    rows = publishing.preset_rows(presets.resolve_root(args.root))
+    print(publishing.format_rows(rows, markdown=args.markdown) if rows else "no preset under this root")
+
+
 def _op_error_message(error):
     """A TensorFlow error's own message on one line, without the traceback of the graph's creation."""
     lines = error.message.splitlines()
@@ -325,6 +358,10 @@ def main(argv=None):
                 raise FileNotFoundError(f"'{args.path}' is not a dataset folder: no {folder.SPEC} there.")
             print(folder.check(args.path))
             print("ok: every check passed")
+        elif args.command == "publish":
+            _publish(args)
+        elif args.command == "zoo":
+            _zoo_list(args)
         elif args.command == "export":
             from multisensory.exports import export_saved_model
 

@@ -56,12 +56,15 @@ def sample_config(name, hp, config=None):
     return sample(_lookup(name)[2], hp, config or {})
 
 
-def create(name, dataset_info, **config):
-    """Builds a zoo model for a dataset.
+def create(name, dataset_info=None, pretrained=None, root=None, **config):
+    """Builds a zoo model for a dataset, or loads a pretrained one.
 
     Args:
         name: str. A registered model (`list_models()`).
-        dataset_info: `DatasetInfo`, or the name of a registered dataset.
+        dataset_info: `DatasetInfo`, or the name of a registered dataset; with `pretrained`, optional (when given,
+            its modalities must be the preset's).
+        pretrained: str. A preset of model `name` (`load_pretrained`): its weights, configuration and preprocessing.
+        root: str. The preset root; default `$MULTISENSORY_ZOO`.
         **config: the model's configuration; unknown keys raise `ValueError` listing the accepted ones.
 
     Returns:
@@ -72,6 +75,10 @@ def create(name, dataset_info, **config):
     builder, tasks, _ = _lookup(name)
     if isinstance(dataset_info, str):
         dataset_info = datasets.info(dataset_info)
+    if pretrained is not None:
+        return _pretrained(name, dataset_info, pretrained, root, config)
+    if dataset_info is None:
+        raise TypeError(f"create('{name}') needs a dataset_info (or a dataset name), or pretrained=<preset>.")
     if dataset_info.task.type not in tasks:
         raise ValueError(f"Model '{name}' supports {' and '.join(tasks)} tasks; dataset '{dataset_info.name}' is "
                          f"{dataset_info.task.type}. Models for it: {', '.join(list_models(task=dataset_info.task.type))}.")
@@ -80,4 +87,26 @@ def create(name, dataset_info, **config):
         raise ValueError(f"Model '{name}' has no configuration key(s) {unknown}; accepted: {config_keys(name)}.")
     model = builder(modalities=dataset_info.modalities, task=dataset_info.task, **config)
     model.build()
+    model.zoo_name = name
+    return model
+
+
+def load_pretrained(preset, root=None, version=None):
+    """A preset's model, checksums verified (`multisensory.exports.presets.load_pretrained`)."""
+    from multisensory.exports.presets import load_pretrained as load
+
+    return load(preset, root, version)
+
+
+def _pretrained(name, dataset_info, preset, root, config):
+    if config:
+        raise ValueError(f"A preset fixes its model's configuration; got {sorted(config)} with pretrained='{preset}'.")
+    model = load_pretrained(preset, root)
+    if model.preset.get("model") != name:
+        raise ValueError(f"Preset '{preset}' is a '{model.preset.get('model')}' model, not '{name}'.")
+    if dataset_info is not None and [(m.name, m.shape) for m in dataset_info.modalities] != [
+            (m.name, m.shape) for m in model.modalities]:
+        raise ValueError(f"Preset '{preset}' takes {[(m.name, m.shape) for m in model.modalities]}; dataset "
+                         f"'{dataset_info.name}' has {[(m.name, m.shape) for m in dataset_info.modalities]}.")
+    model.zoo_name = name
     return model
