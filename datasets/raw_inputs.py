@@ -46,13 +46,13 @@ def front_pad(x, mask, samples, name):
     zeros to `samples` (batch, samples); a row longer than `samples` is refused, naming the modality."""
     if mask is not None:
         tf.debugging.assert_equal(tf.shape(mask), tf.shape(x), message=(
-            f"'{name}_mask' must have the shape of '{name}'"))
+            f"{name}_mask must have the shape of {name}"))
     x = tf.pad(x, [[0, 0], [0, 1]])  # one spare zero column, so that an empty batch or length still gathers
     n = tf.shape(x)[1] - 1
     lengths = (tf.fill([tf.shape(x)[0]], n) if mask is None
                else tf.reduce_sum(tf.cast(tf.not_equal(mask, 0), tf.int32), axis=1))
     tf.debugging.assert_less_equal(lengths, samples, message=(
-        f"Modality '{name}': a recording is longer than {samples} samples, the longest the model takes"))
+        f"Modality {name}: a recording is longer than {samples} samples, the longest the model takes"))
     source = tf.range(samples)[None, :] - (samples - lengths)[:, None]
     values = tf.gather(x, tf.clip_by_value(source, 0, n), batch_dims=1)
     return tf.where(source >= 0, values, tf.zeros_like(values))

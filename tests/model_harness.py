@@ -158,9 +158,13 @@ def run_model_test(name, dataset_info, features, labels, tmp_path, batch_size=32
 
     export_dir = export_saved_model(model, os.path.join(tmp_path, "serving"), model_name=name)
     assert export_dir == os.path.join(tmp_path, "serving", name, "1")
-    signature = tf.saved_model.load(export_dir).signatures["serving_default"]
+    signatures = tf.saved_model.load(export_dir).signatures
+    signature = signatures["serving_default"]
     assert set(signature.structured_input_signature[1]) == set(model.modality_names)
     outputs = signature(**{k: tf.constant(v) for k, v in x0.items()})
+    np.testing.assert_allclose(signatures["embed"](**{k: tf.constant(v) for k, v in x0.items()})["fused"],
+                               model(x0, return_outputs=True)["fused"], rtol=1e-5, atol=1e-5)
+    assert os.path.getsize(os.path.join(export_dir, "assets.extra", "tf_serving_warmup_requests")) > 0
     key = "logits" if model.task.type == "classification" else "prediction"
     np.testing.assert_allclose(outputs[key].numpy(), expected, rtol=1e-5, atol=1e-5)
     if model.task.type == "classification":
