@@ -53,7 +53,7 @@ def resolve_root(root=None):
     root = root or os.environ.get(ZOO_ENV)
     if not root:
         raise PresetError(f"No preset root given: pass root= (or --root), or set ${ZOO_ENV} to a folder written by "
-                          "`multisensory publish` (`make zoo` writes zoo/).")
+                          "`multisensory publish` (`make zoo` writes pretrained/).")
     return root
 
 

@@ -161,10 +161,21 @@ def run_model_test(name, dataset_info, features, labels, tmp_path, batch_size=32
     signatures = tf.saved_model.load(export_dir).signatures
     signature = signatures["serving_default"]
     assert set(signature.structured_input_signature[1]) == set(model.modality_names)
-    outputs = signature(**{k: tf.constant(v) for k, v in x0.items()})
-    np.testing.assert_allclose(signatures["embed"](**{k: tf.constant(v) for k, v in x0.items()})["fused"],
-                               model(x0, return_outputs=True)["fused"], rtol=1e-5, atol=1e-5)
+    # The export takes what a user has: a modality with a `raw` spec (a recording) as a seeded waveform.
+    rng = np.random.default_rng(0)
+    raw = {m.name: (x0[m.name] if m.raw is None else rng.uniform(
+        -0.5, 0.5, (len(x0[m.name]), dict(m.raw)["samples"] // 2)).astype("float32")) for m in model.modalities}
+    expected = model.predict(model.preprocess(raw), verbose=0)
+    outputs = signature(**{k: tf.constant(v) for k, v in raw.items()})
+    np.testing.assert_allclose(signatures["embed"](**{k: tf.constant(v) for k, v in raw.items()})["fused"],
+                               model(model.preprocess(raw), return_outputs=True)["fused"], rtol=1e-5, atol=1e-5)
     assert os.path.getsize(os.path.join(export_dir, "assets.extra", "tf_serving_warmup_requests")) > 0
+    masks = model(model.preprocess(raw), return_outputs=True).get("masks")
+    assert ("masks" in signatures) == (masks is not None)
+    if masks is not None:
+        served = signatures["masks"](**{k: tf.constant(v) for k, v in raw.items()})
+        for modality, mask in masks.items():
+            np.testing.assert_allclose(served[modality], mask, rtol=1e-5, atol=1e-6)
     key = "logits" if model.task.type == "classification" else "prediction"
     np.testing.assert_allclose(outputs[key].numpy(), expected, rtol=1e-5, atol=1e-5)
     if model.task.type == "classification":

@@ -213,8 +213,8 @@ def test_higgs_as_a_csv_folder_gives_the_loaders_splits_and_features(tmp_path, d
             f.writelines(",".join([str(int(y))] + [repr(float(v)) for v in row]) + "\n"
                          for row, y in zip(features, labels))
     (tmp_path / "dataset.json").write_text(json.dumps({
-        "modalities": [{"name": "low_level", "shape": [21], "columns": {"prefix": "low_"}},
-                       {"name": "high_level", "shape": [7], "columns": {"prefix": "high_"}}],
+        "modalities": [{"name": "low_level", "shape": [21], "columns": {"prefix": "low_"}, "standardize": True},
+                       {"name": "high_level", "shape": [7], "columns": {"prefix": "high_"}, "standardize": True}],
         "task": {"type": "classification", "num_classes": 2},
         "files": {s: f"{s}.csv" for s in ("train", "validation", "test")}}))
     assert datasets.info(str(tmp_path)).splits == {"train": 6667, "validation": 333, "test": 500}
@@ -223,3 +223,11 @@ def test_higgs_as_a_csv_folder_gives_the_loaders_splits_and_features(tmp_path, d
         np.testing.assert_array_equal(x["low_level"], raw[split][0][:, :21])
         np.testing.assert_array_equal(x["high_level"], raw[split][0][:, 21:])
         np.testing.assert_array_equal(y, raw[split][1])
+        loader_x, _ = next(iter(datasets.load("higgs", split, data_dir=data_dir, batch_size=1000, shuffle=False)))
+        np.testing.assert_array_equal(x["low_level"], loader_x["low_level"])
+    folder_info, higgs_info = datasets.info(str(tmp_path)), datasets.info("higgs", data_dir=data_dir)
+    for name in ("low_level", "high_level"):  # the same statistics inside the model
+        folder_stats = folder_info.modality(name).get_config()["standardize"]
+        higgs_stats = higgs_info.modality(name).get_config()["standardize"]
+        for key in ("mean", "std"):
+            np.testing.assert_allclose(folder_stats[key], higgs_stats[key], rtol=1e-4, atol=1e-6)
