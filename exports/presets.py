@@ -95,8 +95,11 @@ def _files(folder, prefix=""):
 
 def read_manifest(preset, root=None, version=None):
     """The manifest of a preset's version (the latest by default), unchecked."""
-    root = resolve_root(root)
-    folder = _version_folder(preset, root, version)
+    return manifest_of(_version_folder(preset, resolve_root(root), version))
+
+
+def manifest_of(folder):
+    """The manifest in a version folder, unchecked."""
     try:
         with tf.io.gfile.GFile(_join(folder, MANIFEST), "rb") as f:
             manifest = json.loads(f.read())
@@ -108,14 +111,17 @@ def read_manifest(preset, root=None, version=None):
 
 
 def verify(preset, root=None, version=None):
-    """(manifest, {relative path: bytes}) of a preset's version after checking every file's SHA-256.
+    """(manifest, {relative path: bytes}) of a preset's version after `verify_folder`."""
+    return verify_folder(_version_folder(preset, resolve_root(root), version), f"Preset '{preset}'")
+
+
+def verify_folder(folder, label=None):
+    """(manifest, {relative path: bytes}) of a version folder after checking every file's SHA-256.
 
     Raises:
         PresetError: naming each file that changed, is missing or is not in the manifest.
     """
-    root = resolve_root(root)
-    folder = _version_folder(preset, root, version)
-    manifest = read_manifest(preset, root, version)
+    manifest = manifest_of(folder)
     present = [f for f in _files(folder) if f != MANIFEST]
     contents, problems = {}, []
     for name in present:
@@ -128,7 +134,7 @@ def verify(preset, root=None, version=None):
             problems.append(f"'{name}' does not match its SHA-256 (changed since it was published)")
     problems += [f"'{name}' is missing" for name in manifest["files"] if name not in present]
     if problems:
-        raise PresetError(f"Preset '{preset}' ({folder}) is refused: {'; '.join(problems)}.")
+        raise PresetError(f"{label or 'Preset version'} ({folder}) is refused: {'; '.join(problems)}.")
     return manifest, contents
 
 

@@ -200,3 +200,15 @@ def test_preset_rows_format_as_a_table():
              "auc": None, "parameters": 1234, "dropped": {"a": 0.25}, "snr_grid": None, "epochs": 2}]
     assert publishing.format_rows(rows, markdown=True).splitlines()[2] == (
         "| p | 1 | m | d | accuracy 0.5000 | - | 1,234 | -a: 0.2500 | - | 2 |")
+
+
+def test_a_root_can_be_any_gfile_uri():
+    model = zoo.create("late_fusion", datasets.info("synthetic_av"))
+    root = "ram://presets-test"
+    assert exports.publish(model, "late", root, manifest={"model": "late_fusion"}) == f"{root}/late/1"
+    assert exports.list_presets(root) == {"late": [1]}
+    x, _ = next(iter(datasets.load("synthetic_av", "test", batch_size=4, num_examples=4)))
+    loaded = zoo.create("late_fusion", pretrained="late", root=root)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    with tf.io.gfile.GFile(f"{root}/models.config") as f:
+        assert f"base_path: '{root}/late'" in f.read()

@@ -13,8 +13,9 @@ Examples:
     multisensory study synergy-dropped --dataset synthetic_av --models tfn,lmf --epochs 5 --out runs/synergy
     multisensory compare --model additive_fusion --dataset synthetic_av --epochs 8 --out runs/demo
     multisensory export --model-path runs/av/model.keras --out serving --name av_additive
-    multisensory publish --run runs/av --name av_mnist-additive --root zoo
-    multisensory zoo list --root zoo
+    multisensory publish --run runs/av --name av_mnist-additive --root pretrained
+    multisensory zoo list --root pretrained
+    multisensory serve --zoo pretrained --port 8501 --grpc-port 8500
     multisensory dataset check examples/sensors
     multisensory train --model additive_fusion --dataset examples/sensors --epochs 5 --out runs/sensors
 """
@@ -159,6 +160,19 @@ def build_parser():
                                             "(default $MULTISENSORY_DATA)")
     publish.add_argument("--snrs", type=_floats, help="SNRs of the card's grid (default inf,1,0.25)")
     publish.add_argument("--version", type=int, help="version folder (default: the next integer)")
+    serve = sub.add_parser("serve", help="serve exports with TF-Serving's REST and gRPC APIs")
+    serve.add_argument("--zoo", required=True, help="a preset root, a model's base path or a models.config")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8501, help="REST port (TF-Serving's default 8501)")
+    serve.add_argument("--grpc-port", type=int, default=8500, help="gRPC port (TF-Serving's default 8500)")
+    serve.add_argument("--no-batching", action="store_true", help="run every request on its own")
+    serve.add_argument("--batch-timeout-ms", type=float, default=2.0,
+                       help="the longest a request waits to be batched with others")
+    serve.add_argument("--max-batch-size", type=int, default=32)
+    serve.add_argument("--poll-seconds", type=float, default=2.0, help="how often new versions are looked for")
+    serve.add_argument("--max-body-mb", type=float, default=64.0, help="the largest request accepted")
+    serve.add_argument("--request-timeout", type=float, default=30.0,
+                       help="seconds a request body may take to arrive")
     zoo_parser = sub.add_parser("zoo", help="the pretrained zoo")
     zoo_sub = zoo_parser.add_subparsers(dest="zoo_command", required=True)
     zoo_list = zoo_sub.add_parser("list", help="the presets under a root, with their metrics and robustness cards")
@@ -266,21 +280,28 @@ def _publish(args):
                                  snrs=args.snrs or publishing.CARD_SNRS, version=args.version))
 
 
+def _serve(args):
+    import asyncio
+
+    from multisensory.exports.batching import BatchingOptions
+    from multisensory.exports.server import ServerOptions, serve
+
+    if args.max_batch_size < 1 or args.batch_timeout_ms < 0 or args.poll_seconds <= 0 or args.max_body_mb <= 0:
+        raise ValueError("--max-batch-size must be >= 1, --batch-timeout-ms >= 0, --poll-seconds and --max-body-mb "
+                         "> 0.")
+    options = ServerOptions(host=args.host, port=args.port, grpc_port=args.grpc_port, poll_seconds=args.poll_seconds,
+                            max_body_bytes=int(args.max_body_mb * (1 << 20)), request_timeout_s=args.request_timeout,
+                            batching=BatchingOptions(not args.no_batching, args.batch_timeout_ms,
+                                                     args.max_batch_size))
+    asyncio.run(serve(args.zoo, options))
+
+
 def _zoo_list(args):
     from multisensory.exports import presets
     from multisensory.training import publishing
 
     rows = publishing.preset_rows(presets.resolve_root(args.root))
     print(publishing.format_rows(rows, markdown=args.markdown) if rows else "no preset under this root")
-
-
-def _op_error_message(error):
-    """A TensorFlow error's own message on one line, without the traceback of the graph's creation."""
-    lines = error.message.splitlines()
-    last_frame = max((i for i, line in enumerate(lines) if line.lstrip().startswith('File "')), default=-1)
-    text = " ".join(line.strip() for line in lines[last_frame + 1:]
-                    if line.strip() and not line.strip().startswith("[[{{node"))
-    return text or error.message
 
 
 def main(argv=None):
@@ -290,6 +311,7 @@ def main(argv=None):
     import tensorflow as tf
 
     from multisensory import datasets, zoo
+    from multisensory.exports.requests import op_error_message
     from multisensory.training import runs
 
     anticipated = (ValueError, TypeError, OSError, EOFError, tf.errors.OpError)
@@ -360,6 +382,8 @@ def main(argv=None):
             print("ok: every check passed")
         elif args.command == "publish":
             _publish(args)
+        elif args.command == "serve":
+            _serve(args)
         elif args.command == "zoo":
             _zoo_list(args)
         elif args.command == "export":
@@ -368,7 +392,7 @@ def main(argv=None):
             model = runs.load_model(args.model_path)
             print(export_saved_model(model, args.out, model_name=args.name, version=args.version))
     except anticipated as error:
-        message = _op_error_message(error) if isinstance(error, tf.errors.OpError) else str(error)
+        message = op_error_message(error) if isinstance(error, tf.errors.OpError) else str(error)
         print(f"error: {type(error).__name__}: {message}" if isinstance(error, OSError) and not isinstance(
             error, FileNotFoundError) else f"error: {message}", file=sys.stderr)
         return 2

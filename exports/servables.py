@@ -1,0 +1,159 @@
+"""What a server serves: models by name, each a TF-Serving base path of integer version folders.
+
+`Servables(source)` takes what `multisensory serve --zoo` names:
+- a `models.config` file (TF-Serving's `--model_config_file` text format): its names and base paths;
+- a base path (a folder holding integer version folders): one model, named after the folder;
+- a preset root written by `publish` (a folder of base paths): every preset, by its name.
+
+`poll()` loads version folders that appeared since the last poll (TF-Serving's file-system polling; the server
+calls it every `--poll-seconds`) and forgets those that disappeared. A version folder holding a `manifest.json` is a
+preset and is loaded only after every file passes its SHA-256 (`presets.verify_folder`); one that fails stays listed
+with state `END` and the reason, and is not served.
+"""
+
+import dataclasses
+import os
+import re
+import threading
+
+import tensorflow as tf
+
+from .presets import MANIFEST, PresetError, verify_folder
+
+
+UNKNOWN, DATA_LOSS = 2, 15  # tensorflow.error.Code
+
+
+class NotFound(LookupError):
+    """A model, version or signature the server does not serve (HTTP 404, gRPC NOT_FOUND)."""
+
+
+@dataclasses.dataclass
+class Version:
+    """One version folder: AVAILABLE with its signatures, or END with the reason it is not served."""
+
+    number: int
+    path: str
+    state: str
+    error: str = ""
+    code: int = 0  # tensorflow.error.Code of the status: OK, DATA_LOSS (checksums), UNKNOWN (another failure)
+    signatures: dict = dataclasses.field(default_factory=dict)
+    signature_defs: dict = dataclasses.field(default_factory=dict)
+    module: object = None  # keeps the loaded SavedModel (and so its variables) alive
+
+    def signature(self, name):
+        name = name or "serving_default"
+        if name not in self.signatures:
+            raise NotFound(f"Serving signature name: \"{name}\" not found in signature def; the model's signatures "
+                           f"are {sorted(self.signatures)}.")
+        return name, self.signatures[name], self.signature_defs[name]
+
+
+def read_models_config(path):
+    """{name: base path} of a TF-Serving `models.config` (text format)."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    with tf.io.gfile.GFile(path) as f:
+        config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+    return {c.name: c.base_path for c in config.model_config_list.config}
+
+
+def _is_version(entry):
+    return re.fullmatch(r"\d+", entry.rstrip("/")) is not None
+
+
+def base_paths(source):
+    """{model name: base path} of a source (see the module docstring)."""
+    if not tf.io.gfile.exists(source):
+        raise FileNotFoundError(f"'{source}' does not exist: pass a preset root, a model's base path or a "
+                                "models.config.")
+    if not tf.io.gfile.isdir(source):
+        return read_models_config(source)
+    entries = [e.rstrip("/") for e in tf.io.gfile.listdir(source)]
+    if any(_is_version(e) for e in entries):
+        return {os.path.basename(os.path.normpath(source)): source}
+    return {e: os.path.join(source, e) for e in sorted(entries) if tf.io.gfile.isdir(os.path.join(source, e))}
+
+
+def _signature_defs(path):
+    """{signature name: SignatureDef proto} of a SavedModel folder."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    with tf.io.gfile.GFile(os.path.join(path, "saved_model.pb"), "rb") as f:
+        saved.ParseFromString(f.read())
+    return dict(saved.meta_graphs[0].signature_def)
+
+
+def load_version(number, path):
+    """A `Version` of a folder: a preset's checksums are checked first; any failure gives state END."""
+    try:
+        if tf.io.gfile.exists(os.path.join(path, MANIFEST)):
+            verify_folder(path, f"Version {number}")
+        module = tf.saved_model.load(path)
+        signatures = dict(module.signatures)
+        return Version(number, path, "AVAILABLE", signatures=signatures, module=module,
+                       signature_defs={k: v for k, v in _signature_defs(path).items() if k in signatures})
+    except (PresetError, OSError, ValueError, tf.errors.OpError) as error:
+        return Version(number, path, "END", error=f"{type(error).__name__}: {error}".splitlines()[0],
+                       code=DATA_LOSS if isinstance(error, PresetError) else UNKNOWN)
+
+
+class Servables:
+    """Models by name with their versions (see the module docstring); thread-safe."""
+
+    def __init__(self, source):
+        self.source = source
+        self.models = {}  # name -> {number: Version}
+        self._lock = threading.Lock()
+
+    def poll(self):
+        """Loads new version folders, forgets removed ones; returns [(name, number, state)] of what changed."""
+        changes = []
+        for name, base in base_paths(self.source).items():
+            present = ({int(e.rstrip("/")) for e in tf.io.gfile.listdir(base) if _is_version(e)}
+                       if tf.io.gfile.isdir(base) else set())
+            known = dict(self.models.get(name, {}))
+            for number in sorted(present - set(known)):
+                known[number] = load_version(number, os.path.join(base, str(number)))
+                changes.append((name, number, known[number].state))
+            for number in set(known) - present:
+                del known[number]
+                changes.append((name, number, "REMOVED"))
+            with self._lock:
+                self.models[name] = known
+        return changes
+
+    def status(self, name, version=None):
+        """[Version] of a model (one, with `version`)."""
+        versions = self._versions(name)
+        if version is None:
+            return [versions[n] for n in sorted(versions)]
+        if int(version) not in versions:
+            raise NotFound(f"Servable not found for request: Specific({name}, {version}); the versions of '{name}' "
+                           f"are {sorted(versions)}.")
+        return [versions[int(version)]]
+
+    def get(self, name, version=None):
+        """The AVAILABLE `Version` to serve: `version`, or the highest available."""
+        versions = self._versions(name)
+        if version is None:
+            available = [n for n, v in versions.items() if v.state == "AVAILABLE"]
+            if not available:
+                reasons = "; ".join(f"version {n}: {v.error}" for n, v in sorted(versions.items()))
+                raise NotFound(f"Servable not found for request: Latest({name}); no version is available "
+                               f"({reasons or 'no version folder yet'}).")
+            return versions[max(available)]
+        chosen = self.status(name, version)[0]
+        if chosen.state != "AVAILABLE":
+            raise NotFound(f"Servable not found for request: Specific({name}, {version}): it is not served "
+                           f"({chosen.error}).")
+        return chosen
+
+    def _versions(self, name):
+        with self._lock:
+            if name not in self.models:
+                raise NotFound(f"Servable not found for request: Latest({name}); the models served are "
+                               f"{sorted(self.models)}.")
+            return dict(self.models[name])

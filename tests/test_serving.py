@@ -1,0 +1,242 @@
+"""`multisensory serve`: TF-Serving's REST and gRPC APIs over a preset root, bad requests, faults, new versions.
+
+One server process for the module, on 127.0.0.1 and free ports, stopped at the end; every request has a timeout.
+"""
+
+import base64
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+
+from multisensory import datasets, exports, zoo
+from multisensory.exports import requests as serving_requests
+
+TIMEOUT = 20
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("presets"))
+    model = zoo.create("additive_fusion", datasets.info("synthetic_av"), width=8)
+    model.compile()
+    exports.publish(model, "demo", root, manifest={"model": "additive_fusion"})
+    broken = exports.publish(model, "broken", root, manifest={"model": "additive_fusion"})
+    with open(os.path.join(broken, "saved_model.pb"), "ab") as f:
+        f.write(b"\0")
+    port, grpc_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "multisensory.training.cli", "serve", "--zoo", root, "--port", str(port),
+         "--grpc-port", str(grpc_port), "--poll-seconds", "0.3", "--max-body-mb", "1", "--request-timeout", "1",
+         "--batch-timeout-ms", "5"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.2)
+    else:
+        process.kill()
+        pytest.fail("the server did not start within 60 s")
+    yield {"root": root, "model": model, "port": port, "grpc_port": grpc_port}
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def call(server, method, path, body=None, raw=None):
+    connection = http.client.HTTPConnection("127.0.0.1", server["port"], timeout=TIMEOUT)
+    try:
+        data = raw if raw is not None else (None if body is None else json.dumps(body))
+        connection.request(method, path, body=data, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        connection.close()
+
+
+def examples(n, seed=0):
+    x, _ = next(iter(datasets.load("synthetic_av", "test", batch_size=n, num_examples=n, seed=seed)))
+    return {k: v.numpy() for k, v in x.items()}
+
+
+def test_rest_both_formats_and_grpc_give_model_predict(server):
+    x = examples(3)
+    expected = server["model"].predict(x, verbose=0)
+    status, reply = call(server, "POST", "/v1/models/demo:predict", {"inputs": {k: v.tolist() for k, v in x.items()}})
+    assert status == 200
+    np.testing.assert_allclose(reply["outputs"]["logits"], expected, rtol=1e-5, atol=1e-5)
+    instances = [{k: v[i].tolist() for k, v in x.items()} for i in range(3)]
+    status, reply = call(server, "POST", "/v1/models/demo/versions/1:predict", {"instances": instances})
+    assert status == 200
+    np.testing.assert_allclose([p["logits"] for p in reply["predictions"]], expected, rtol=1e-5, atol=1e-5)
+    assert [p["class_id"] for p in reply["predictions"]] == expected.argmax(-1).tolist()
+
+    with grpc.insecure_channel(f"127.0.0.1:{server['grpc_port']}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "demo"
+        request.model_spec.signature_name = "serving_default"
+        for k, v in x.items():
+            request.inputs[k].CopyFrom(tf.make_tensor_proto(v))
+        response = stub.Predict(request, timeout=TIMEOUT)
+        np.testing.assert_allclose(tf.make_ndarray(response.outputs["logits"]), expected, rtol=1e-5, atol=1e-5)
+        assert response.model_spec.version.value == 1
+
+        embed = predict_pb2.PredictRequest()
+        embed.CopyFrom(request)
+        embed.model_spec.signature_name = "embed"
+        fused = tf.make_ndarray(stub.Predict(embed, timeout=TIMEOUT).outputs["fused"])
+        np.testing.assert_allclose(fused, server["model"](x, return_outputs=True)["fused"], rtol=1e-5, atol=1e-5)
+
+        metadata = stub.GetModelMetadata(get_model_metadata_pb2.GetModelMetadataRequest(
+            model_spec=request.model_spec, metadata_field=["signature_def"]), timeout=TIMEOUT)
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        metadata.metadata["signature_def"].Unpack(signatures)
+        assert {"serving_default", "embed"} <= set(signatures.signature_def)
+        assert set(signatures.signature_def["serving_default"].inputs) == {"image", "audio"}
+
+        bad = predict_pb2.PredictRequest()
+        bad.CopyFrom(request)
+        del bad.inputs["audio"]
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Predict(bad, timeout=TIMEOUT)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "Missing input(s) ['audio']" in \
+            error.value.details()
+        bad.model_spec.name = "nope"
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Predict(bad, timeout=TIMEOUT)
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    status, reply = call(server, "GET", "/v1/models/demo/metadata")
+    assert status == 200 and "serving_default" in reply["metadata"]["signature_def"]["signature_def"]
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server):
+    import concurrent.futures
+
+    x = examples(8, seed=1)
+    expected = server["model"].predict(x, verbose=0)
+
+    def one(i):
+        return call(server, "POST", "/v1/models/demo:predict",
+                    {"instances": [{k: v[i].tolist() for k, v in x.items()}]})
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(one, range(8)))
+    for i, (status, reply) in enumerate(replies):
+        assert status == 200
+        np.testing.assert_allclose(reply["predictions"][0]["logits"], expected[i], rtol=1e-5, atol=1e-5)
+
+
+def bad_requests():
+    x = examples(2)
+    good = {k: v.tolist() for k, v in x.items()}
+    nan = {**good, "image": np.where(np.arange(x["image"].size).reshape(x["image"].shape) == 0, np.nan,
+                                     x["image"]).tolist()}
+    return [
+        ("unknown model", "/v1/models/nope:predict", {"inputs": good}, 404, "Servable not found for request: "
+                                                                            "Latest(nope)"),
+        ("unknown version", "/v1/models/demo/versions/9:predict", {"inputs": good}, 404, "the versions of 'demo' "
+                                                                                         "are [1]"),
+        ("missing modality", "/v1/models/demo:predict", {"inputs": {"image": good["image"]}}, 400,
+         "Missing input(s) ['audio']"),
+        ("extra modality", "/v1/models/demo:predict", {"inputs": {**good, "text": [1]}}, 400,
+         "Unexpected input(s) ['text']"),
+        ("wrong shape", "/v1/models/demo:predict", {"inputs": {**good, "audio": [[1.0, 2.0]] * 2}}, 400,
+         "Input 'audio': expected shape (-1, 20, 32)"),
+        ("wrong dtype", "/v1/models/demo:predict", {"inputs": {**good, "image": [["pixel"]]}}, 400,
+         "Input 'image': not float32 values"),
+        ("ragged", "/v1/models/demo:predict", {"instances": [{"image": good["image"][0], "audio": [[0.0]]},
+                                                             {"image": good["image"][1], "audio": [[0.0, 1.0]]}]},
+         400, "Input 'audio': ragged values"),
+        ("b64 on a float input", "/v1/models/demo:predict", {"inputs": {**good, "image": {"b64": "AAAA"}}}, 400,
+         "Input 'image' is float32; {\"b64\": ...} values are for string inputs"),
+        ("NaN", "/v1/models/demo:predict", {"inputs": nan}, 400, "Modality 'image': the input holds NaN"),
+        ("both formats", "/v1/models/demo:predict", {"inputs": good, "instances": []}, 400, "exactly one of"),
+        ("unknown signature", "/v1/models/demo:predict", {"signature_name": "nope", "inputs": good}, 404,
+         "\"nope\" not found in signature def"),
+    ]
+
+
+@pytest.mark.parametrize("case, path, body, status, message", bad_requests(), ids=[c[0] for c in bad_requests()])
+def test_a_bad_request_gets_its_error_and_the_next_good_one_succeeds(server, case, path, body, status, message):
+    got, reply = call(server, "POST", path, body)
+    assert got == status and message in reply["error"], reply
+    good = {k: v.tolist() for k, v in examples(1).items()}
+    assert call(server, "POST", "/v1/models/demo:predict", {"inputs": good})[0] == 200
+
+
+def test_malformed_json_oversized_slow_and_vanishing_clients(server):
+    status, reply = call(server, "POST", "/v1/models/demo:predict", raw=b'{"inputs": [1, ')
+    assert status == 400 and reply["error"].startswith("Malformed JSON")
+    status, reply = call(server, "POST", "/v1/models/demo:predict", raw=b"[" + b"0," * (1 << 20) + b"0]")
+    assert status == 413 and "exceeds the limit of 1048576 bytes" in reply["error"]
+
+    slow = socket.create_connection(("127.0.0.1", server["port"]), timeout=TIMEOUT)  # announces 100 bytes, sends 5
+    slow.sendall(b"POST /v1/models/demo:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"inp")
+    response = http.client.HTTPResponse(slow)
+    response.begin()
+    reply = json.loads(response.read())
+    slow.close()
+    assert response.status == 408 and "did not arrive within 1 s" in reply["error"]
+
+    gone = socket.create_connection(("127.0.0.1", server["port"]), timeout=TIMEOUT)
+    gone.sendall(b"POST /v1/models/demo:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"inputs\"")
+    gone.close()  # mid-request
+    good = {k: v.tolist() for k, v in examples(1).items()}
+    assert call(server, "POST", "/v1/models/demo:predict", {"inputs": good})[0] == 200
+
+
+def test_a_preset_failing_its_checksums_is_not_served_and_the_status_says_why(server):
+    status, reply = call(server, "GET", "/v1/models/broken")
+    assert status == 200
+    (version,) = reply["model_version_status"]
+    assert version["state"] == "END" and version["status"]["error_code"] == "DATA_LOSS"
+    assert "'saved_model.pb' does not match its SHA-256" in version["status"]["error_message"]
+    status, reply = call(server, "POST", "/v1/models/broken:predict", {"inputs": {}})
+    assert status == 404 and "no version is available" in reply["error"] and "SHA-256" in reply["error"]
+
+
+def test_a_new_version_is_served_without_restart(server):
+    source = os.path.join(server["root"], "demo", "1")
+    shutil.copytree(source, os.path.join(server["root"], "demo", ".incoming"))
+    os.rename(os.path.join(server["root"], "demo", ".incoming"), os.path.join(server["root"], "demo", "2"))
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        status, reply = call(server, "GET", "/v1/models/demo")
+        if [v["version"] for v in reply["model_version_status"]] == ["1", "2"]:
+            break
+        time.sleep(0.2)
+    assert [(v["version"], v["state"]) for v in reply["model_version_status"]] == [("1", "AVAILABLE"),
+                                                                                 ("2", "AVAILABLE")]
+    good = {k: v.tolist() for k, v in examples(1).items()}
+    assert call(server, "POST", "/v1/models/demo/versions/2:predict", {"inputs": good})[0] == 200
+
+
+def test_b64_values_decode_for_string_inputs():
+    spec = tf.TensorSpec((None,), tf.string, name="wav")
+    array = serving_requests.to_array([{"b64": base64.b64encode(b"RIFF").decode()}], "wav", spec)
+    assert array.tolist() == [b"RIFF"]
+    with pytest.raises(serving_requests.BadRequest, match="not valid base64"):
+        serving_requests.to_array([{"b64": "%%%"}], "wav", spec)
+    assert serving_requests.json_reply({"wav": array}, columnar=True) == {"outputs": [{"b64": "UklGRg=="}]}
