@@ -91,11 +91,19 @@ def list_datasets(pattern="*"):
 def info(name, data_dir=None, **options):
     """The `DatasetInfo` of a registered dataset.
 
-    With `data_dir`, datasets whose files come in several feature sets (`mosi`, `mosei`, `ur_funny`) describe the
-    files found there (feature sizes, sequence length); without it, every dataset gives its documented default.
+    Some datasets describe the files found in a data directory: feature sizes and sequence length of `mosi`,
+    `mosei`, `ur_funny`; the training statistics `higgs` models standardise with. They read `data_dir`, else
+    `$MULTISENSORY_DATA` when its files are there; otherwise every dataset gives its documented default.
     """
     dataset_info, _, describe = _lookup(name)
-    return describe(data_dir, **options) if describe and data_dir else dataset_info
+    if describe is None:
+        return dataset_info
+    if data_dir:
+        return describe(data_dir, **options)
+    try:
+        return describe(os.environ[DATA_ENV], **options) if os.environ.get(DATA_ENV) else dataset_info
+    except FileNotFoundError:  # the files are elsewhere: the documented default
+        return dataset_info
 
 
 def _lookup(name):

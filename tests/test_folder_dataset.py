@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from multisensory import datasets
+from multisensory import datasets, exports
 from multisensory.datasets import folder, higgs
 from multisensory.datasets.files import DataFileError
 from multisensory.training import cli
@@ -107,6 +107,10 @@ def test_the_example_folder_checks_trains_evaluates_under_noise_and_exports(tmp_
     assert cli.main(["evaluate", "--model-path", os.path.join(out, "model.keras"), "--dataset", EXAMPLE,
                      "--noise", "imu=0.5,audio=0.5"]) == 0
     assert "accuracy" in capsys.readouterr().out
+    root = str(tmp_path / "presets")  # a folder dataset publishes like a registered one
+    assert cli.main(["publish", "--run", out, "--name", "sensors", "--root", root, "--snrs", "inf,1"]) == 0
+    manifest = exports.read_manifest("sensors", root)
+    assert manifest["dataset"]["name"] == "sensors" and manifest["robustness"]["dropped"]["none"]["accuracy"] > 0
 
 
 def bad_folder(tmp_path, edit_table=None, **spec_changes):

@@ -23,7 +23,7 @@ from keras import layers, ops
 
 from ..fusion_model import FusionModel
 from ..registry import register_model
-from ..search_space import choice, float_range
+from ..search_space import choice
 from .conv_lstm_fusion import ConvLSTMFusion
 
 FUSIONS = ("initial", "second", "fc")
