@@ -124,7 +124,8 @@ def test_a_published_run_loads_by_name_predicts_the_same_and_fine_tunes(run, tmp
 
     assert main(["zoo", "list", "--root", root, "--markdown"]) == 0
     table = capsys.readouterr().out
-    assert f"| demo-additive | 1 | additive_fusion | synthetic_av | accuracy {test['accuracy']:.4f} |" in table
+    assert (f"| demo-additive | 1 | additive_fusion | synthetic_av | accuracy {test['accuracy']:.4f} | "
+            f"{test['auc']:.4f} | {card['dropped']['none']['accuracy']:.4f} |") in table
 
     exports.publish(model, "demo-additive", root, manifest={"model": "additive_fusion"})
     assert exports.list_presets(root) == {"demo-additive": [1, 2]}
@@ -197,9 +198,9 @@ def test_the_wheel_installs_and_runs_without_the_source_tree(tmp_path):
 
 def test_preset_rows_format_as_a_table():
     rows = [{"preset": "p", "version": 1, "model": "m", "dataset": "d", "metric": "accuracy", "test": 0.5,
-             "auc": None, "parameters": 1234, "dropped": {"a": 0.25}, "snr_grid": None, "epochs": 2}]
+             "auc": None, "clean": 0.75, "parameters": 1234, "dropped": {"a": 0.25}, "snr_grid": None, "epochs": 2}]
     assert publishing.format_rows(rows, markdown=True).splitlines()[2] == (
-        "| p | 1 | m | d | accuracy 0.5000 | - | 1,234 | -a: 0.2500 | - | 2 |")
+        "| p | 1 | m | d | accuracy 0.5000 | - | 0.7500 | 1,234 | -a: 0.2500 | - | 2 |")
 
 
 def test_a_root_can_be_any_gfile_uri():

@@ -84,10 +84,12 @@ def preset_rows(root=None):
             card = manifest.get("robustness", {})
             metric = card.get("snr_grid", {}).get("metric") or ("accuracy" if "accuracy" in test else "mae")
             dropped = {c: m.get(metric) for c, m in card.get("dropped", {}).items() if c != "none"}
+            clean = card.get("dropped", {}).get("none", {}).get(metric)
             grid = card.get("snr_grid")
             rows.append({"preset": preset, "version": version, "model": manifest.get("model"),
                          "dataset": manifest.get("dataset", {}).get("name"), "metric": metric,
-                         "test": test.get(metric), "auc": test.get("auc"), "parameters": manifest.get("parameters"),
+                         "test": test.get(metric), "auc": test.get("auc"), "clean": clean,
+                         "parameters": manifest.get("parameters"),
                          "dropped": dropped,
                          "snr_grid": None if grid is None else f"mean {grid['mean']:.3f}, worst {grid['worst']:.3f}"
                                                                  f" (SNR {', '.join(grid['snrs'])})",
@@ -96,14 +98,15 @@ def preset_rows(root=None):
 
 
 def format_rows(rows, markdown=False):
-    """The rows of `preset_rows` as a text or Markdown table."""
+    """The rows of `preset_rows` as a text or Markdown table. The test metric is the run's (with its training noise,
+    if any); "clean" and the dropped-modality metrics come from the robustness card, without noise."""
     def number(value):
         return "-" if value is None else f"{value:.4f}"
 
-    header = ["preset", "v", "model", "dataset", "test metric", "AUC", "params", "one modality dropped",
-              "SNR grid", "epochs"]
+    header = ["preset", "v", "model", "dataset", "test metric (run's noise)", "AUC", "clean", "params",
+              "one modality dropped (clean)", "SNR grid", "epochs"]
     lines = [[r["preset"], str(r["version"]), r["model"] or "-", r["dataset"] or "-",
-              f"{r['metric']} {number(r['test'])}", number(r["auc"]), f"{r['parameters']:,}",
+              f"{r['metric']} {number(r['test'])}", number(r["auc"]), number(r["clean"]), f"{r['parameters']:,}",
               ", ".join(f"-{c}: {number(v)}" for c, v in r["dropped"].items()) or "-", r["snr_grid"] or "-",
               str(r["epochs"])] for r in rows]
     if markdown:
