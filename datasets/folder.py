@@ -29,6 +29,9 @@ the registered datasets. A spec:
   (columns by name), an `.npz` with one
   array per modality (named after it, shape (n, *shape)) and the label array, or, instead of a file name, a dict
   {modality or "label": `.npy` file}.
+- A sequence (or text) modality of a variable number of steps has shape `[null, features...]` and comes as arrays:
+  padded (n, T, features...) with zero steps in front (the zoo's padding), or every example's steps one after
+  another (total steps, features...) with `<modality>_lengths` (n,), which the loader front-pads to the longest.
 - `"standardize": true` on a modality: the model standardises it with the training split's mean and standard
   deviation over the last axis (`Modality.standardize`, applied inside the model, so a saved or exported model
   takes the features as the files hold them). Noise is added to the features as the files hold them.
@@ -94,6 +97,10 @@ def read_spec(path):
                                 f"are {list(MODALITY_KINDS)}.")
         if "name" not in m or "shape" not in m:
             raise DataFileError(f"'{spec_path}': every modality needs a 'name' and a 'shape', got {m}.")
+        if None in m["shape"] and (m["shape"].index(None) != 0 or m["shape"].count(None) > 1
+                                   or m.get("kind") not in ("sequence", "text")):
+            raise DataFileError(f"'{spec_path}', modality {m['name']!r}: only a sequence's (or text's) first "
+                                f"dimension may be null (a variable number of steps), got shape {m['shape']}.")
     _unknown(spec["task"], TASK_KEYS, f"'{spec_path}', task")
     if spec.get("nonfinite", "error") not in NONFINITE:
         raise DataFileError(f"'{spec_path}': nonfinite must be one of {list(NONFINITE)}, got {spec['nonfinite']!r}.")
@@ -231,6 +238,10 @@ def _read_file(folder, entry, spec):
         def numbers(columns):
             return _numbers(rows, columns, names, path)
 
+    for m in spec["modalities"]:
+        if None in m["shape"]:
+            raise DataFileError(f"'{path}': modality '{m['name']}' has a variable number of steps, which a table "
+                                "cannot hold; give it as arrays (.npz or .npy, see multisensory.datasets.folder).")
     arrays = {"__label__": numbers(_column_indices(label_key, names, path, "label"))[:, 0]}
     for m in spec["modalities"]:
         if "columns" not in m:
@@ -255,9 +266,12 @@ def _checked(arrays, label_key, source, spec):
         x = np.asarray(arrays[m["name"]])
         if x.dtype.kind not in "fiub":
             raise DataFileError(f"'{source}': modality '{m['name']}' has dtype {x.dtype}; expected numbers.")
+        shape = tuple(m["shape"])
+        if None in shape:
+            features[m["name"]] = _steps(x, arrays.get(f"{m['name']}_lengths"), m, n, source)
+            continue
         if len(x) != n:
             raise DataFileError(f"'{source}': modality '{m['name']}' has {len(x)} examples, the labels {n}.")
-        shape = tuple(m["shape"])
         if int(np.prod(x.shape[1:])) != int(np.prod(shape)):
             raise DataFileError(f"'{source}': modality '{m['name']}' has {int(np.prod(x.shape[1:]))} values per "
                                 f"example, its declared shape {list(shape)} {int(np.prod(shape))}.")
@@ -289,6 +303,25 @@ def _checked(arrays, label_key, source, spec):
         else:
             features = {k: np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) for k, v in features.items()}
     return features, labels, int(bad.sum())
+
+
+def _steps(x, lengths, m, n, source):
+    """A variable-length modality as (n, T, ...) front-padded with zero steps: given padded (n, T, ...) already, or
+    as every example's steps one after another (total, ...) with `<modality>_lengths` (n,)."""
+    name, rest = m["name"], tuple(m["shape"][1:])
+    if lengths is not None:
+        lengths = np.asarray(lengths).reshape(-1)
+        if lengths.dtype.kind not in "iu" or len(lengths) != n or (lengths < 0).any() or lengths.sum() != len(x):
+            raise DataFileError(f"'{source}': '{name}_lengths' must hold {n} non-negative integers summing to the "
+                                f"{len(x)} steps of '{name}'.")
+        padded = np.zeros((n, max(int(lengths.max()), 1)) + x.shape[1:], x.dtype)
+        for i, (end, length) in enumerate(zip(np.cumsum(lengths), lengths)):
+            padded[i, padded.shape[1] - length:] = x[end - length:end]
+        x = padded
+    if x.ndim < 2 or len(x) != n or tuple(x.shape[2:]) != rest:
+        raise DataFileError(f"'{source}': modality '{name}' must be (examples, steps, {', '.join(map(str, rest))}) "
+                            f"with {n} examples (or its steps with '{name}_lengths'), got shape {x.shape}.")
+    return x.astype(m.get("dtype", "float32"))
 
 
 @cache_watching(lambda folder: [folder])

@@ -101,9 +101,8 @@ def export_saved_model(model, base_dir, model_name=None, version=None, warmup=No
     if os.path.exists(path):
         raise FileExistsError(f"Export version '{path}' exists already; pick another version.")
     archive = keras.export.ExportArchive()  # tracks the variables the endpoints use: training-only parts stay out
-    for signature, specs, output in _endpoints(model):
-        archive.add_endpoint(signature, _serving_function(model, [s.name for s in specs], output),
-                             input_signature=specs)
+    for signature, specs, function in _endpoints(model):
+        archive.add_endpoint(signature, function, input_signature=specs)
     os.makedirs(model_dir, exist_ok=True)
     with atomic.destination(path) as temporary:  # TF-Serving never sees a half-written version
         archive.write_out(temporary, verbose=False)
@@ -115,24 +114,36 @@ def export_saved_model(model, base_dir, model_name=None, version=None, warmup=No
 
 
 def _endpoints(model):
-    """(signature name, input specs, outputs -> named outputs) of each signature of the module docstring."""
-    def prediction(outputs):
-        return serving_outputs(model, outputs["prediction"])
+    """(signature name, input specs, function) of each signature of the module docstring. The model is traced once
+    per input signature (`_traced`); the signatures pick their outputs from that trace."""
+    plain = _traced(model, input_signature(model))
+    outputs = plain.get_concrete_function().structured_outputs
 
-    endpoints = [("serving_default", input_signature(model), prediction)]
+    def pick(traced, key):
+        return lambda *tensors: traced(*tensors)[key]
+
+    endpoints = [("serving_default", input_signature(model), pick(plain, "prediction"))]
     if any(masked for _, masked in map(serving_spec, model.modalities)):
-        endpoints.append(("serving_masked", input_signature(model, masks=True), prediction))
-    endpoints.append(("embed", input_signature(model), lambda outputs: {"fused": outputs["fused"]}))
-    probe = model(model.preprocess({k: tf.constant(v) for k, v in example_request(model).items()}),
-                  return_outputs=True)
-    if "masks" in probe:
-        endpoints.append(("masks", input_signature(model), lambda outputs: dict(outputs["masks"])))
+        specs = input_signature(model, masks=True)
+        endpoints.append(("serving_masked", specs, pick(_traced(model, specs), "prediction")))
+    endpoints.append(("embed", input_signature(model), pick(plain, "embed")))
+    if "masks" in outputs:
+        endpoints.append(("masks", input_signature(model), pick(plain, "masks")))
     return endpoints
 
 
-def _serving_function(model, names, output):
+def _traced(model, specs):
+    """A `tf.function` of what a user sends (`specs`) -> {"prediction": named outputs, "embed": {"fused"}, and for
+    MMLatch "masks": {modality: mask}}, NaN and infinity refused (`check_finite`)."""
+    names = [s.name for s in specs]
+
+    @tf.function(input_signature=specs)
     def serve(*tensors):
         raw = check_finite(dict(zip(names, tensors)), model.modalities)
-        return output(model(model.preprocess(raw), training=False, return_outputs=True))
+        outputs = model(model.preprocess(raw), training=False, return_outputs=True)
+        result = {"prediction": serving_outputs(model, outputs["prediction"]), "embed": {"fused": outputs["fused"]}}
+        if "masks" in outputs:
+            result["masks"] = dict(outputs["masks"])
+        return result
 
     return serve

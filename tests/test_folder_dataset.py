@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from multisensory import datasets, exports
+from multisensory import datasets, exports, zoo
 from multisensory.datasets import folder, higgs
 from multisensory.datasets.files import DataFileError
 from multisensory.training import cli
@@ -183,7 +183,6 @@ def test_standardisation_travels_with_the_model(tmp_path):
     predict, after saving and in the export."""
     import tensorflow as tf
 
-    from multisensory import zoo
     from multisensory.exports import export_saved_model
     from multisensory.training import runs
 
@@ -235,3 +234,52 @@ def test_higgs_as_a_csv_folder_gives_the_loaders_splits_and_features(tmp_path, d
         higgs_stats = higgs_info.modality(name).get_config()["standardize"]
         for key in ("mean", "std"):
             np.testing.assert_allclose(folder_stats[key], higgs_stats[key], rtol=1e-4, atol=1e-6)
+
+
+def test_variable_length_sequences_from_padded_or_ragged_arrays(tmp_path):
+    def arrays(n, seed):
+        r = np.random.default_rng(seed)
+        lengths = r.integers(1, 6, n)
+        return lengths, r.normal(size=(lengths.sum(), 3)).astype("float32"), r.normal(size=(n, 4)), r.integers(0, 2, n)
+
+    lengths, steps, vec, labels = arrays(24, 0)
+    np.savez(tmp_path / "train.npz", vec=vec, seq=steps, seq_lengths=lengths, label=labels)
+    for split, seed in (("validation", 1), ("test", 2)):  # already padded, to 7 steps
+        l, s, v, y = arrays(12, seed)
+        padded = np.zeros((12, 7, 3), "float32")
+        for i, end in enumerate(np.cumsum(l)):
+            padded[i, 7 - l[i]:] = s[end - l[i]:end]
+        np.savez(tmp_path / f"{split}.npz", vec=v, seq=padded, label=y)
+    body = {"modalities": [{"name": "vec", "shape": [4]},
+                           {"name": "seq", "kind": "sequence", "shape": [None, 3], "standardize": True}],
+            "task": {"type": "classification", "num_classes": 2},
+            "files": {s: f"{s}.npz" for s in ("train", "validation", "test")}}
+    (tmp_path / "dataset.json").write_text(json.dumps(body))
+    path = str(tmp_path)
+    info = datasets.info(path)
+    assert info.modality("seq").shape == (None, 3)
+    x, _ = collect(path, "train")
+    assert x["seq"].shape == (24, 5, 3)
+    for i, end in enumerate(np.cumsum(lengths)):  # front-padded with zero steps
+        np.testing.assert_array_equal(x["seq"][i, 5 - lengths[i]:], steps[end - lengths[i]:end])
+        assert not x["seq"][i, :5 - lengths[i]].any()
+    stats = info.modality("seq").get_config()["standardize"]  # over the real steps only
+    np.testing.assert_allclose(stats["mean"], steps.mean(0), rtol=1e-5, atol=1e-6)
+    model = zoo.create("additive_fusion", info, width=8)
+    model.compile()
+    model.fit(datasets.load(path, "train", batch_size=8), epochs=1, verbose=0)
+    predictions = model.predict(datasets.load(path, "test", batch_size=12, shuffle=False), verbose=0)
+    assert predictions.shape == (12, 2) and np.isfinite(predictions).all()
+
+    np.savez(tmp_path / "train.npz", vec=vec, seq=steps, seq_lengths=lengths + 1, label=labels)
+    with pytest.raises(DataFileError, match="'seq_lengths' must hold 24 non-negative integers summing to the"):
+        datasets.info(path)
+    body["files"] = {s: "all.csv" for s in ("train", "validation", "test")}
+    (tmp_path / "all.csv").write_text("label,a\n0,1\n")
+    (tmp_path / "dataset.json").write_text(json.dumps(body))
+    with pytest.raises(DataFileError, match="'seq' has a variable number of steps, which a table cannot hold"):
+        datasets.info(path)
+    body["modalities"][1]["kind"] = "vector"
+    (tmp_path / "dataset.json").write_text(json.dumps(body))
+    with pytest.raises(DataFileError, match="only a sequence's \\(or text's\\) first dimension may be null"):
+        datasets.info(path)

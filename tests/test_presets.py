@@ -55,7 +55,7 @@ def test_higgs_model_and_export_take_raw_rows(data_dir, tmp_path):
     splits = higgs.read_splits(data_dir)
     train, rows = splits["train"][0].astype("float64"), splits["test"][0][:16]
     outside = (rows - train.mean(0)) / train.std(0)
-    twin = zoo.create("higgs_mlp", datasets.info("higgs"))  # no statistics: takes standardised rows
+    twin = zoo.create("higgs_mlp", higgs.INFO)  # no statistics: takes standardised rows
     twin.set_weights(model.get_weights())
     expected = twin.predict({"low_level": outside[:, :21].astype("float32"),
                              "high_level": outside[:, 21:].astype("float32")}, verbose=0)

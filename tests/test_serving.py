@@ -240,3 +240,20 @@ def test_b64_values_decode_for_string_inputs():
     with pytest.raises(serving_requests.BadRequest, match="not valid base64"):
         serving_requests.to_array([{"b64": "%%%"}], "wav", spec)
     assert serving_requests.json_reply({"wav": array}, columnar=True) == {"outputs": [{"b64": "UklGRg=="}]}
+
+
+def test_a_source_is_a_preset_root_a_base_path_or_a_models_config(tmp_path):
+    from multisensory.exports import servables
+
+    model = zoo.create("late_fusion", datasets.info("synthetic_av"), width=4)
+    root = str(tmp_path / "root")
+    exports.publish(model, "late", root, manifest={"model": "late_fusion"})
+    base = os.path.join(root, "late")
+    assert servables.base_paths(root) == {"late": base}
+    assert servables.base_paths(base) == {"late": base}
+    assert servables.base_paths(os.path.join(root, "models.config")) == {"late": os.path.abspath(base)}
+    served = servables.Servables(os.path.join(root, "models.config"))
+    assert served.poll() == [("late", 1, "AVAILABLE")]
+    assert served.get("late").signature(None)[0] == "serving_default"
+    with pytest.raises(FileNotFoundError, match="pass a preset root, a model's base path or a models.config"):
+        servables.base_paths(str(tmp_path / "nothing"))
