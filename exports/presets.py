@@ -155,6 +155,7 @@ def load_pretrained(preset, root=None, version=None):
             f.write(contents[MODEL_FILE])
         model = keras.saving.load_model(path, safe_mode=True)
     model.preset = manifest
+    model.zoo_name = manifest.get("model")  # a fine-tuned model publishes under the same zoo name
     return model
 
 
