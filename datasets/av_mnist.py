@@ -6,16 +6,17 @@ Built as Barnum, Talukder & Yue, "On the Benefits of Early Fusion in Multimodal 
    into train / validation / test by a seeded permutation, before any pairing, so no image or recording is shared
    between splits.
 2. Every recording is front-padded with zeros to the length of the longest recording (18,262 samples in FSDD
-   v1.0.10; a longer one is refused) and turned into a spectrogram with `tf.signal.stft` (Hann window of 400 samples, stride 200, FFT of 400:
-   201 frequency bins, 90 frames). Features are log(1 + |STFT|) of the waveform scaled to [-1, 1]; the paper does not
-   state its magnitude scaling, and this choice keeps padding at exactly 0.
+   v1.0.10; a longer one is refused) and turned into a spectrogram with `tf.signal.stft` (Hann window of 400
+   samples, stride 200, FFT of 400: 201 frequency bins, 90 frames). Features are log(1 + |STFT|) of the waveform
+   scaled to [-1, 1]; the paper does not state its magnitude scaling, and this choice keeps padding at exactly 0.
 3. Within a split, every (image, recording) pair of the same digit is a candidate; a seeded sampler draws
    `num_pairs` distinct candidates uniformly (87,516 for train as in the paper; validation and test default to one
    eighth of that, 10,939, keeping the 8:1:1 ratio, since the paper gives no number for them).
 
 Images are float32 pixel values 0-255, as the files hold them; models scale them by 1/255 themselves
 (`Modality.standardize`), and a served model takes the recording itself (`Modality.raw`, front-padded and turned
-into the spectrogram by `multisensory.datasets.raw_inputs`), so what a user has goes straight in. `seed` seeds both the source split and the pair sampling.
+into the spectrogram by `multisensory.datasets.raw_inputs`), so what a user has goes straight in. `seed` seeds
+both the source split and the pair sampling.
 
 Audio noise (`noise={"audio": snr}`) acts as in the paper's appendix A.3: white noise is added to the recording
 itself, its power measured over the recording's own samples, then the recording is front-padded with silence and

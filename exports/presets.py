@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import shutil
 import tempfile
 
@@ -27,7 +26,7 @@ import tensorflow as tf
 
 from multisensory.training import atomic
 
-from .serving import export_saved_model
+from .serving import export_saved_model, next_version, version_numbers
 
 ZOO_ENV = "MULTISENSORY_ZOO"
 MANIFEST = "manifest.json"
@@ -58,8 +57,7 @@ def resolve_root(root=None):
 
 
 def _versions(folder):
-    return sorted(int(d.rstrip("/")) for d in tf.io.gfile.listdir(folder) if re.fullmatch(r"\d+/?", d)
-                  and tf.io.gfile.exists(_join(folder, d.rstrip("/"), MANIFEST))) if tf.io.gfile.isdir(folder) else []
+    return [v for v in version_numbers(folder) if tf.io.gfile.exists(_join(folder, str(v), MANIFEST))]
 
 
 def list_presets(root=None):
@@ -176,8 +174,7 @@ def publish(model, name, root, manifest=None, version=None, warmup=None):
     """
     folder = _join(root, name)
     tf.io.gfile.makedirs(folder)
-    version = int(version) if version is not None else max(
-        [int(d.rstrip("/")) for d in tf.io.gfile.listdir(folder) if re.fullmatch(r"\d+/?", d)], default=0) + 1
+    version = int(version) if version is not None else next_version(folder)
     with tempfile.TemporaryDirectory() as scratch:
         local = export_saved_model(model, scratch, model_name=name, version=version, warmup=warmup)
         model.save(os.path.join(local, MODEL_FILE))

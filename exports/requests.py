@@ -67,13 +67,18 @@ def check_array(array, name, spec):
     return array
 
 
-def check_inputs(inputs, specs):
-    """`inputs` {name: array} if they are exactly the signature's, with one batch size."""
-    missing, extra = sorted(set(specs) - set(inputs)), sorted(set(inputs) - set(specs))
+def check_names(names, specs):
+    """Refuses input names that are not exactly the signature's, naming the missing and unexpected ones."""
+    missing, extra = sorted(set(specs) - set(names)), sorted(set(names) - set(specs))
     if missing or extra:
         parts = ([f"missing input(s) {missing}"] if missing else []) + (
             [f"unexpected input(s) {extra}"] if extra else [])
         raise BadRequest(f"{' and '.join(parts).capitalize()}; the signature takes {sorted(specs)}.")
+
+
+def check_inputs(inputs, specs):
+    """`inputs` {name: array} if they are exactly the signature's, with one batch size."""
+    check_names(inputs, specs)
     sizes = {name: a.shape[0] for name, a in inputs.items()}
     if len(set(sizes.values())) > 1:
         raise BadRequest(f"Inputs have different batch sizes: {sizes}.")
@@ -110,7 +115,8 @@ def json_inputs(request, specs):
             {names[0]: value} if len(names) == 1 else None)
         if columns is None:
             raise BadRequest(f"\"inputs\" must be an object {{input: values}} with the signature's inputs {names}.")
-        return {k: to_array(v, k, specs[k]) if k in specs else np.asarray(0) for k, v in columns.items()}, True
+        check_names(columns, specs)
+        return {k: to_array(v, k, specs[k]) for k, v in columns.items()}, True
     instances = request["instances"]
     if not isinstance(instances, list) or not instances:
         raise BadRequest("\"instances\" must be a non-empty list, one entry per example.")
@@ -119,8 +125,8 @@ def json_inputs(request, specs):
         if len(keys) > 1:
             raise BadRequest("Every instance must name the same inputs; got "
                              f"{sorted(sorted(k) for k in keys)}.")
-        return {k: to_array([i[k] for i in instances], k, specs[k]) if k in specs else np.asarray(0)
-                for k in instances[0]}, False
+        check_names(instances[0], specs)
+        return {k: to_array([i[k] for i in instances], k, specs[k]) for k in instances[0]}, False
     if len(names) != 1:
         raise BadRequest(f"The signature takes {names}: each instance must be an object {{input: value}}.")
     return {names[0]: to_array(instances, names[0], specs[names[0]])}, False
@@ -146,11 +152,9 @@ def json_reply(outputs, columnar):
 
 def proto_inputs(request, specs):
     """{input: array} of a `PredictRequest`'s TensorProtos."""
+    check_names(request.inputs, specs)
     inputs = {}
     for name, proto in request.inputs.items():
-        if name not in specs:
-            inputs[name] = np.asarray(0)
-            continue
         try:
             array = tf.make_ndarray(proto)
         except (TypeError, ValueError) as error:

@@ -13,12 +13,12 @@ with state `END` and the reason, and is not served.
 
 import dataclasses
 import os
-import re
 import threading
 
 import tensorflow as tf
 
 from .presets import MANIFEST, PresetError, verify_folder
+from .serving import version_numbers
 
 
 UNKNOWN, DATA_LOSS = 2, 15  # tensorflow.error.Code
@@ -59,10 +59,6 @@ def read_models_config(path):
     return {c.name: c.base_path for c in config.model_config_list.config}
 
 
-def _is_version(entry):
-    return re.fullmatch(r"\d+", entry.rstrip("/")) is not None
-
-
 def base_paths(source):
     """{model name: base path} of a source (see the module docstring)."""
     if not tf.io.gfile.exists(source):
@@ -70,9 +66,9 @@ def base_paths(source):
                                 "models.config.")
     if not tf.io.gfile.isdir(source):
         return read_models_config(source)
-    entries = [e.rstrip("/") for e in tf.io.gfile.listdir(source)]
-    if any(_is_version(e) for e in entries):
+    if version_numbers(source):
         return {os.path.basename(os.path.normpath(source)): source}
+    entries = [e.rstrip("/") for e in tf.io.gfile.listdir(source)]
     return {e: os.path.join(source, e) for e in sorted(entries) if tf.io.gfile.isdir(os.path.join(source, e))}
 
 
@@ -112,8 +108,7 @@ class Servables:
         """Loads new version folders, forgets removed ones; returns [(name, number, state)] of what changed."""
         changes = []
         for name, base in base_paths(self.source).items():
-            present = ({int(e.rstrip("/")) for e in tf.io.gfile.listdir(base) if _is_version(e)}
-                       if tf.io.gfile.isdir(base) else set())
+            present = set(version_numbers(base))
             known = dict(self.models.get(name, {}))
             for number in sorted(present - set(known)):
                 known[number] = load_version(number, os.path.join(base, str(number)))

@@ -70,10 +70,17 @@ def warmup_records(model_name, inputs, signature="serving_default"):
     return [log.SerializeToString()]
 
 
+def version_numbers(model_dir):
+    """The integer version folders of a model's base path (a folder or a `tf.io.gfile` URI), sorted; [] when it
+    does not exist."""
+    if not tf.io.gfile.isdir(model_dir):
+        return []
+    return sorted(int(d.rstrip("/")) for d in tf.io.gfile.listdir(model_dir) if re.fullmatch(r"\d+/?", d))
+
+
 def next_version(model_dir):
     """The next integer version folder in `model_dir` (1 when there is none)."""
-    versions = [int(d) for d in os.listdir(model_dir) if re.fullmatch(r"\d+", d)] if os.path.isdir(model_dir) else []
-    return max(versions, default=0) + 1
+    return max(version_numbers(model_dir), default=0) + 1
 
 
 def export_saved_model(model, base_dir, model_name=None, version=None, warmup=None):

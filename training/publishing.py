@@ -74,12 +74,12 @@ def publish_run(run, name, root, data_dir=None, snrs=CARD_SNRS, version=None):
 
 def preset_rows(root=None):
     """One dict per preset version under a root, from the manifests: what `multisensory zoo list` prints."""
-    from multisensory.exports import list_presets, read_manifest
+    from multisensory.exports.presets import list_presets, manifest_of, resolve_root
 
-    rows = []
+    root, rows = resolve_root(root), []
     for preset, versions in list_presets(root).items():
         for version in versions:
-            manifest = read_manifest(preset, root, version)
+            manifest = manifest_of(os.path.join(root, preset, str(version)))
             test = manifest.get("metrics", {}).get("test", {})
             card = manifest.get("robustness", {})
             metric = card.get("snr_grid", {}).get("metric") or ("accuracy" if "accuracy" in test else "mae")

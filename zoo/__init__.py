@@ -12,8 +12,8 @@ from .multiplicative_head import MultiplicativeConfig, MultiplicativeHead
 from .registry import config_keys, create, list_models, load_pretrained, register_model, sample_config
 from .sentiment import EFLSTM, LMF, MFN, TFN
 
-__all__ = ["create", "load_pretrained", "list_models", "register_model", "config_keys", "sample_config", "FusionModel", "check_inputs",
-           "check_finite",
+__all__ = ["create", "load_pretrained", "list_models", "register_model", "config_keys", "sample_config", "FusionModel",
+           "check_inputs", "check_finite",
            "EarlyFusion", "LateFusion", "AdditiveFusion", "Unimodal", "MultiplicativeConfig", "MultiplicativeHead",
            "ResNetCIFAR", "CLSTMAV", "ConvLSTMFusion", "EFLSTM", "TFN", "LMF", "MFN",
            "MMLatch", "MulT", "ImageEncoder", "TemporalEncoder", "VectorEncoder", "MLPHead", "encoder_for"]

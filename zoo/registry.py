@@ -108,5 +108,4 @@ def _pretrained(name, dataset_info, preset, root, config):
             (m.name, m.shape) for m in model.modalities]:
         raise ValueError(f"Preset '{preset}' takes {[(m.name, m.shape) for m in model.modalities]}; dataset "
                          f"'{dataset_info.name}' has {[(m.name, m.shape) for m in dataset_info.modalities]}.")
-    model.zoo_name = name
     return model
