@@ -17,6 +17,7 @@ import itertools
 import keras
 from keras import layers, ops
 
+from .. import recurrent
 from .attention import CrossModalAttention, SelfAttention, SymmetricAttention
 from .sequences import masked_mean
 
@@ -28,7 +29,7 @@ class UnimodalEncoder(layers.Layer):
     def __init__(self, units, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.units, self.dropout = units, dropout
-        self.lstm = layers.Bidirectional(layers.LSTM(units, return_sequences=True, dropout=dropout),
+        self.lstm = layers.Bidirectional(recurrent.LSTM(units, return_sequences=True, dropout=dropout),
                                          merge_mode="sum")
         self.attention = SelfAttention(units, name="self_attention")
 
@@ -60,7 +61,7 @@ class LatchCore(layers.Layer):
         if len(names) == 3:
             self.anchor = "text" if "text" in names else names[0]
             self.anchor_attention = CrossModalAttention(units, name=f"{self.anchor}_attention")
-        self.lstm = layers.Bidirectional(layers.LSTM(units, dropout=dropout), merge_mode="sum", name="fusion_lstm")
+        self.lstm = layers.Bidirectional(recurrent.LSTM(units, dropout=dropout), merge_mode="sum", name="fusion_lstm")
 
     def high_level(self, sequences, masks, training=None):
         """{k: r_k}, the unimodal encoders' outputs (MMLatch's top-down state)."""

@@ -23,6 +23,7 @@ Training defaults (`compile()` and `recipe()`): Adam 5e-4, L1 loss for regressio
 import keras
 from keras import layers, ops
 
+from .. import recurrent
 from ..fusion_model import FusionModel
 from ..registry import register_model
 from ..search_space import choice, float_range
@@ -75,7 +76,7 @@ class MMLatch(FusionModel):
                               name="mult"))
         if feedback is not None:
             self.feedback_layers = {
-                f"{j}_to_{k}": (layers.LSTM(shapes[k][1], return_sequences=True, name=f"{j}_to_{k}_feedback")
+                f"{j}_to_{k}": (recurrent.LSTM(shapes[k][1], return_sequences=True, name=f"{j}_to_{k}_feedback")
                                 if feedback == "lstm" else layers.Dense(shapes[k][1], name=f"{j}_to_{k}_feedback"))
                 for k in names for j in names if j != k}
             self.mask_dropout = layers.Dropout(dropout)

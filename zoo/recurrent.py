@@ -1,0 +1,211 @@
+"""The zoo's LSTM: Keras' LSTM equations with the input projection hoisted out of the time loop and a hand-written
+backward pass, so a sequence costs one large matmul plus a lean loop of the recurrent part.
+
+The equations are `keras.layers.LSTM`'s (Hochreiter & Schmidhuber 1997 with a forget gate; gate order i, f, c, o):
+z_t = x_t K + b + h_{t-1} R, i = σ(z_i), f = σ(z_f), g = tanh(z_c), o = σ(z_o), c_t = f c_{t-1} + i g,
+h_t = o tanh(c_t). `FastLSTM` has the weights, configuration and mask semantics of `keras.layers.LSTM` (a step whose
+mask is False is skipped: the state is carried across it), and differs only in how the work is scheduled:
+- x K + b for every step is one matmul before the loop (the stock cell multiplies one step at a time);
+- masking is done by gathering every sequence's unmasked steps to its front (order kept) before the loop and
+  gathering the outputs back after it, so the loop itself has no masking ops: a front-padded sequence runs exactly
+  its real steps;
+- the gradient (`lstm_scan`'s) is the LSTM's backward recursion, with the only per-step matmul dz_t R^T; the
+  gradients of R, K and b are single matmuls over all steps (TensorFlow's automatic gradient of a loop does them
+  one step at a time, and keeps every intermediate of the forward loop).
+Everything else (dropout on the inputs with one mask per sequence, as the stock layer; recurrent dropout, other
+activations, `unroll`) falls back to the stock loop. `stock_formulation()` builds stock layers instead, for the
+benchmarks and the equivalence tests.
+"""
+
+import contextlib
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+_STOCK = [False]
+
+
+@contextlib.contextmanager
+def stock_formulation():
+    """Within this context, `LSTM(...)` builds `keras.layers.LSTM` (the reference formulation)."""
+    _STOCK.append(True)
+    try:
+        yield
+    finally:
+        _STOCK.pop()
+
+
+def LSTM(units, **kwargs):
+    """A `FastLSTM` (a `keras.layers.LSTM` under `stock_formulation()`), with `keras.layers.LSTM`'s arguments."""
+    return (keras.layers.LSTM if _STOCK[-1] else FastLSTM)(units, **kwargs)
+
+
+def _forward(xw, recurrent_kernel, h0, c0):
+    steps = tf.shape(xw)[0]
+
+    def step(t, h, c, hs, cs, gates):
+        z = xw[t] + tf.matmul(h, recurrent_kernel)
+        i, f, g, o = tf.split(z, 4, axis=-1)
+        i, f, g, o = tf.sigmoid(i), tf.sigmoid(f), tf.tanh(g), tf.sigmoid(o)
+        c = f * c + i * g
+        h = o * tf.tanh(c)
+        return t + 1, h, c, hs.write(t, h), cs.write(t, c), gates.write(t, tf.concat([i, f, g, o], axis=-1))
+
+    arrays = [tf.TensorArray(xw.dtype, size=steps, element_shape=s) for s in (h0.shape, c0.shape, xw.shape[1:])]
+    _, _, _, hs, cs, gates = tf.while_loop(lambda t, *_: t < steps, step, (0, h0, c0, *arrays),
+                                           maximum_iterations=steps)
+    return hs.stack(), cs.stack(), gates.stack()
+
+
+def _backward(dh, dc, h, c, gates, recurrent_kernel, h0, c0):
+    steps = tf.shape(h)[0]
+    tanh_c = tf.tanh(c)
+    c_prev = tf.concat([c0[None], c[:-1]], axis=0)
+    i, f, g, o = tf.split(gates, 4, axis=-1)
+    # dz_t = [dc_t, dc_t, dc_t, dh_t] * the gates' local derivatives, all computed before the loop
+    local = tf.concat([g * i * (1 - i), c_prev * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], axis=-1)
+    dc_direct = o * (1 - tanh_c * tanh_c)
+    transposed = tf.transpose(recurrent_kernel)
+
+    def back(t, dh_next, dc_next, dzs):
+        dh_t = dh[t] + dh_next
+        dc_t = dc_next + dh_t * dc_direct[t] + dc[t]
+        dz = tf.concat([dc_t, dc_t, dc_t, dh_t], axis=-1) * local[t]
+        return t - 1, tf.matmul(dz, transposed), dc_t * f[t], dzs.write(t, dz)
+
+    dzs = tf.TensorArray(h.dtype, size=steps, element_shape=gates.shape[1:])
+    _, dh0, dc0, dzs = tf.while_loop(lambda t, *_: t >= 0, back, (steps - 1, tf.zeros_like(h0), tf.zeros_like(c0), dzs),
+                                     maximum_iterations=steps)
+    return dzs.stack(), dh0, dc0
+
+
+_forward_xla = tf.function(_forward, jit_compile=True, autograph=False)
+_backward_xla = tf.function(_backward, jit_compile=True, autograph=False)
+XLA = [True]
+
+
+@tf.custom_gradient
+def lstm_scan(xw, recurrent_kernel, h0, c0):
+    """The LSTM recursion over time-major projected inputs, with its backward pass.
+
+    Args:
+        xw: (T, B, 4U), x_t K + b for every step.
+        recurrent_kernel: R, (U, 4U).
+        h0, c0: (B, U), the initial state.
+
+    Returns:
+        (h, c): (T, B, U) each, the state after every step.
+    """
+    # the custom gradient is the only one: no tape records the loop (and none may cross the compiled function)
+    xw, recurrent_kernel, h0, c0 = (tf.stop_gradient(v) for v in (xw, recurrent_kernel, h0, c0))
+    h, c, gates = (_forward_xla if XLA[-1] else _forward)(xw, recurrent_kernel, h0, c0)
+
+    def grad(dh, dc):
+        dh = tf.zeros_like(h) if dh is None else dh
+        dc = tf.zeros_like(c) if dc is None else dc
+        dz, dh0, dc0 = (_backward_xla if XLA[-1] else _backward)(dh, dc, h, c, gates, recurrent_kernel, h0, c0)
+        h_prev = tf.concat([h0[None], h[:-1]], axis=0)
+        units = recurrent_kernel.shape[0]
+        d_recurrent = tf.matmul(tf.reshape(h_prev, (-1, units)), tf.reshape(dz, (-1, 4 * units)), transpose_a=True)
+        return dz, d_recurrent, dh0, dc0
+
+    return (h, c), grad
+
+
+@tf.custom_gradient
+def _permute(x, indices, inverse):
+    """tf.gather_nd(x, indices) where `indices` is a permutation with inverse `inverse`: its gradient is a gather."""
+    def grad(dy):
+        return tf.gather_nd(dy, inverse), None, None
+
+    return tf.gather_nd(x, indices), grad
+
+
+def step_order(mask):
+    """Index maps between batch-major steps and time-major compacted ones, for a mask (B, T).
+
+    Returns:
+        (to_time, to_batch, count): gather_nd indices (T, B, 2) taking x (B, T, ...) to every row's unmasked steps
+        first (order kept), time-major; their inverse (B, T, 2); and the number of unmasked steps (B,).
+    """
+    batch, steps = tf.shape(mask)[0], tf.shape(mask)[1]
+    order = tf.argsort(tf.cast(tf.logical_not(mask), tf.int32), axis=1, stable=True)  # (B, T)
+    inverse = tf.argsort(order, axis=1)
+    rows = tf.broadcast_to(tf.range(batch)[:, None], (batch, steps))
+    to_time = tf.transpose(tf.stack([rows, order], axis=-1), (1, 0, 2))
+    to_batch = tf.stack([inverse, rows], axis=-1)
+    return to_time, to_batch, tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+
+
+class _Run:
+    """One LSTM's share of a scan: its inputs projected and compacted (`xw`, (T, B, 4U)), and how to undo that."""
+
+    def __init__(self, x, mask, kernel, bias, go_backwards):
+        if go_backwards:
+            x = tf.reverse(x, [1])
+            mask = None if mask is None else tf.reverse(mask, [1])
+        self.mask = mask
+        if mask is None:
+            x = tf.transpose(x, (1, 0, 2))
+        else:
+            self.to_time, self.to_batch, self.count = step_order(mask)
+            x = _permute(x, self.to_time, self.to_batch)
+        shape = tf.shape(x)
+        kernel, bias = tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias)
+        self.xw = tf.reshape(tf.matmul(tf.reshape(x, (-1, x.shape[-1])), kernel) + bias,
+                             tf.concat([shape[:2], tf.shape(kernel)[1:]], 0))
+
+    def finish(self, h, c, h0, c0, carry_outputs=True):
+        """(outputs (B, T, U) in processing order, (h, c) final) from the scan's time-major states."""
+        if self.mask is None:
+            return tf.transpose(h, (1, 0, 2)), (h[-1], c[-1])
+        count, mask = self.count, self.mask
+        last = tf.stack([tf.maximum(count - 1, 0), tf.range(tf.shape(count)[0])], axis=-1)
+        state = tuple(tf.where((count > 0)[:, None], tf.gather_nd(s, last), s0) for s, s0 in ((h, h0), (c, c0)))
+        if carry_outputs:
+            # step t's output is the output after the real steps up to it: compacted index (their number) - 1
+            before = tf.cumsum(tf.cast(mask, tf.int32), axis=1)
+            rows = tf.broadcast_to(tf.range(tf.shape(mask)[0])[:, None], tf.shape(mask))
+            outputs = tf.gather_nd(h, tf.stack([tf.maximum(before - 1, 0), rows], axis=-1))
+            return outputs * tf.cast(before > 0, h.dtype)[..., None], state
+        return _permute(h, self.to_batch, self.to_time) * tf.cast(mask, h.dtype)[..., None], state
+
+
+def lstm_sequences(x, mask, kernel, recurrent_kernel, bias, h0, c0, go_backwards=False, carry_outputs=True):
+    """An LSTM over x (B, T, D) that skips the steps where `mask` (B, T) is False.
+
+    Args:
+        carry_outputs: bool. The output of a skipped step is the output before it (zeros before the first real
+            step), as `keras.layers.LSTM`'s; False gives zeros there (`zero_output_for_mask`).
+
+    Returns:
+        (outputs, (h, c)): outputs (B, T, U) in processing order (reversed with `go_backwards`), and the final state
+        (B, U) each (the initial one for a row with no real step).
+    """
+    run = _Run(x, mask, kernel, bias, go_backwards)
+    h, c = lstm_scan(run.xw, tf.convert_to_tensor(recurrent_kernel), h0, c0)
+    return run.finish(h, c, h0, c0, carry_outputs)
+
+
+@keras.saving.register_keras_serializable(package="multisensory")
+class FastLSTM(keras.layers.LSTM):
+    """`keras.layers.LSTM` computed with `lstm_sequences` (see the module docstring); same weights and config."""
+
+    def _fast(self):
+        cell = self.cell
+        return (keras.backend.backend() == "tensorflow" and not cell.recurrent_dropout and cell.use_bias
+                and not self.unroll and cell.activation is keras.activations.tanh
+                and cell.recurrent_activation is keras.activations.sigmoid)
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if not self._fast():
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        if training and self.dropout:
+            sequences = sequences * self.cell.get_dropout_mask(sequences[:, 0, :])[:, None, :]
+        cell = self.cell
+        outputs, state = lstm_sequences(sequences, mask, cell.kernel, cell.recurrent_kernel, cell.bias, *initial_state,
+                                        go_backwards=self.go_backwards, carry_outputs=not self.zero_output_for_mask)
+        return outputs[:, -1], outputs, list(state)
