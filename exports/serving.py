@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from multisensory.datasets.raw_inputs import serving_spec
 from multisensory.training import atomic
+from multisensory.zoo import recurrent
 from multisensory.zoo.fusion_model import check_finite
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -83,7 +84,7 @@ def next_version(model_dir):
     return max(version_numbers(model_dir), default=0) + 1
 
 
-def export_saved_model(model, base_dir, model_name=None, version=None, warmup=None):
+def export_saved_model(model, base_dir, model_name=None, version=None, warmup=None, xla=False):
     """Writes a SavedModel of a zoo model to `<base_dir>/<model_name>/<version>/` and returns that path.
 
     Args:
@@ -95,6 +96,8 @@ def export_saved_model(model, base_dir, model_name=None, version=None, warmup=No
             free integer.
         warmup: dict or None. The request written as the warmup record ({input name: array}, what
             `serving_default` takes); default `example_request(model)`.
+        xla: bool. Keep the recurrent loops XLA-compiled (`zoo.recurrent.compiled_loops`): faster at batch 1, but
+            TF-Serving then needs `--xla_cpu_compilation_enabled`; the default export runs anywhere.
     """
     model_name = model_name or model.name
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", model_name) or ".." in model_name:
@@ -108,10 +111,11 @@ def export_saved_model(model, base_dir, model_name=None, version=None, warmup=No
     if os.path.exists(path):
         raise FileExistsError(f"Export version '{path}' exists already; pick another version.")
     archive = keras.export.ExportArchive()  # tracks the variables the endpoints use: training-only parts stay out
-    for signature, specs, function in _endpoints(model):
-        archive.add_endpoint(signature, function, input_signature=specs)
+    with recurrent.compiled_loops(xla):
+        for signature, specs, function in _endpoints(model):
+            archive.add_endpoint(signature, function, input_signature=specs)
     os.makedirs(model_dir, exist_ok=True)
-    with atomic.destination(path) as temporary:  # TF-Serving never sees a half-written version
+    with atomic.destination(path) as temporary, recurrent.compiled_loops(xla):  # no half-written version is seen
         archive.write_out(temporary, verbose=False)
         os.makedirs(os.path.join(temporary, "assets.extra"))
         with tf.io.TFRecordWriter(os.path.join(temporary, WARMUP_FILE)) as writer:

@@ -71,22 +71,22 @@ class SparseAUC(keras.metrics.AUC):
 
 
 class _Counts(keras.metrics.Metric):
-    """A metric kept as weighted sums in named float32 accumulators."""
+    """A metric kept as weighted sums, in one float32 vector (one update per batch), read by name."""
 
     _sums = ()
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        for s in self._sums:
-            setattr(self, s, self.add_variable(shape=(), initializer="zeros", name=s))
+        self.sums = self.add_variable(shape=(len(self._sums),), initializer="zeros", name="sums")
 
     def _add(self, **values):
-        for s, v in values.items():
-            getattr(self, s).assign_add(ops.sum(v))
+        self.sums.assign_add(ops.sum(ops.stack([values[s] for s in self._sums]), axis=1))
+
+    def _read(self):
+        return dict(zip(self._sums, ops.unstack(ops.convert_to_tensor(self.sums))))
 
     def reset_state(self):
-        for s in self._sums:
-            getattr(self, s).assign(0.0)
+        self.sums.assign(ops.zeros_like(self.sums))
 
 
 @_SERIALIZABLE
@@ -104,9 +104,10 @@ class PearsonCorrelation(_Counts):
         self._add(n=w, sx=w * x, sy=w * y, sxx=w * x * x, syy=w * y * y, sxy=w * x * y)
 
     def result(self):
-        n = self.n
-        cov = self.sxy - self.sx * self.sy / n
-        var_x, var_y = self.sxx - self.sx ** 2 / n, self.syy - self.sy ** 2 / n
+        s = self._read()
+        n = s["n"]
+        cov = s["sxy"] - s["sx"] * s["sy"] / n
+        var_x, var_y = s["sxx"] - s["sx"] ** 2 / n, s["syy"] - s["sy"] ** 2 / n
         return cov / ops.sqrt(ops.maximum(var_x * var_y, 1e-12))
 
 
@@ -141,8 +142,8 @@ class SentimentBinaryAccuracy(_SentimentBinary):
     _prefix = "acc2"
 
     def result(self):
-        total = self.tp + self.fp + self.fn + self.tn
-        return (self.tp + self.tn) / ops.maximum(total, 1e-12)
+        s = self._read()
+        return (s["tp"] + s["tn"]) / ops.maximum(s["tp"] + s["fp"] + s["fn"] + s["tn"], 1e-12)
 
 
 @_SERIALIZABLE
@@ -152,9 +153,10 @@ class SentimentBinaryF1(_SentimentBinary):
     _prefix = "f1"
 
     def result(self):
-        positives, negatives = self.tp + self.fn, self.tn + self.fp
-        f1_pos = 2 * self.tp / ops.maximum(2 * self.tp + self.fp + self.fn, 1e-12)
-        f1_neg = 2 * self.tn / ops.maximum(2 * self.tn + self.fn + self.fp, 1e-12)
+        tp, fp, fn, tn = (self._read()[k] for k in ("tp", "fp", "fn", "tn"))
+        positives, negatives = tp + fn, tn + fp
+        f1_pos = 2 * tp / ops.maximum(2 * tp + fp + fn, 1e-12)
+        f1_neg = 2 * tn / ops.maximum(2 * tn + fn + fp, 1e-12)
         return (positives * f1_pos + negatives * f1_neg) / ops.maximum(positives + negatives, 1e-12)
 
 
@@ -177,7 +179,8 @@ class SentimentClassAccuracy(_Counts):
         self._add(correct=w * ops.cast(ops.equal(x, y), "float32"), total=w)
 
     def result(self):
-        return self.correct / ops.maximum(self.total, 1e-12)
+        s = self._read()
+        return s["correct"] / ops.maximum(s["total"], 1e-12)
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}

@@ -135,6 +135,9 @@ class FusionModel(keras.Model):
     """
 
     default_learning_rate = 1e-3  # of the optimiser `compile()` creates by default
+    # `predict` runs the model XLA-compiled (one compilation per input shape): set by the classes measured faster
+    # at batch 1 (docs/performance.md); `model.jit_predict = False` before the first `predict` turns it off
+    jit_predict = False
     default_recipe = None
 
     def __init__(self, modalities, task, synergy=None, head="plain", recipe="default", **kwargs):
@@ -287,9 +290,13 @@ class FusionModel(keras.Model):
         return self.compute_metrics(x, y, outputs["prediction"], sample_weight=sample_weight)
 
     def predict_step(self, data):
-        """Keras' `predict_step`, refusing inputs with NaN or infinite values (`check_finite`)."""
+        """Keras' `predict_step`, refusing inputs with NaN or infinite values (`check_finite`); the model's call
+        XLA-compiled when the class sets `jit_predict` (the check stays outside: XLA drops it)."""
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self(check_finite(x, self.modalities), training=False)
+        x = check_finite(x, self.modalities)
+        if self.jit_predict and tf.inside_function():
+            return tf.function(lambda x: self(x, training=False), jit_compile=True, autograph=False)(x)
+        return self(x, training=False)
 
     def preprocess(self, inputs):
         """What a user has -> the features `call` takes: a modality with a `raw` spec (`Modality.raw`, e.g. a
@@ -358,9 +365,10 @@ class FusionModel(keras.Model):
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
         if self.cnetwork is not None:
             self.synergy_optimizer = self.synergy.optimizer()
-            if self.built:  # each optimiser holds state for its own group only
-                model_variables, cnetwork_variables = self.variable_groups()
-                self.optimizer.build(model_variables)
+        if self.built:  # each optimiser holds state for its own group only; built now, the first step traces once
+            model_variables, cnetwork_variables = self.variable_groups()
+            self.optimizer.build(model_variables)
+            if self.cnetwork is not None:
                 self.synergy_optimizer.build(cnetwork_variables)
 
     def compile_from_config(self, config):

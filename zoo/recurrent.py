@@ -36,6 +36,11 @@ def stock_formulation():
         _STOCK.pop()
 
 
+def is_stock():
+    """Whether `stock_formulation()` is active (models with their own recurrences consult it when built)."""
+    return _STOCK[-1]
+
+
 def LSTM(units, **kwargs):
     """A `FastLSTM` (a `keras.layers.LSTM` under `stock_formulation()`), with `keras.layers.LSTM`'s arguments."""
     return (keras.layers.LSTM if _STOCK[-1] else FastLSTM)(units, **kwargs)
@@ -82,7 +87,20 @@ def _backward(dh, dc, h, c, gates, recurrent_kernel, h0, c0):
 
 _forward_xla = tf.function(_forward, jit_compile=True, autograph=False)
 _backward_xla = tf.function(_backward, jit_compile=True, autograph=False)
-XLA = [True]
+_XLA = [True]
+
+
+@contextlib.contextmanager
+def compiled_loops(enabled):
+    """Whether the loops traced within this context are XLA-compiled (default: yes).
+
+    Exports trace with `compiled_loops(False)`: TF-Serving runs XLA on CPU only behind an experimental flag.
+    """
+    _XLA.append(bool(enabled))
+    try:
+        yield
+    finally:
+        _XLA.pop()
 
 
 @tf.custom_gradient
@@ -99,12 +117,12 @@ def lstm_scan(xw, recurrent_kernel, h0, c0):
     """
     # the custom gradient is the only one: no tape records the loop (and none may cross the compiled function)
     xw, recurrent_kernel, h0, c0 = (tf.stop_gradient(v) for v in (xw, recurrent_kernel, h0, c0))
-    h, c, gates = (_forward_xla if XLA[-1] else _forward)(xw, recurrent_kernel, h0, c0)
+    h, c, gates = (_forward_xla if _XLA[-1] else _forward)(xw, recurrent_kernel, h0, c0)
 
     def grad(dh, dc):
         dh = tf.zeros_like(h) if dh is None else dh
         dc = tf.zeros_like(c) if dc is None else dc
-        dz, dh0, dc0 = (_backward_xla if XLA[-1] else _backward)(dh, dc, h, c, gates, recurrent_kernel, h0, c0)
+        dz, dh0, dc0 = (_backward_xla if _XLA[-1] else _backward)(dh, dc, h, c, gates, recurrent_kernel, h0, c0)
         h_prev = tf.concat([h0[None], h[:-1]], axis=0)
         units = recurrent_kernel.shape[0]
         d_recurrent = tf.matmul(tf.reshape(h_prev, (-1, units)), tf.reshape(dz, (-1, 4 * units)), transpose_a=True)
@@ -138,54 +156,54 @@ def step_order(mask):
     return to_time, to_batch, tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
 
 
-class _Run:
-    """One LSTM's share of a scan: its inputs projected and compacted (`xw`, (T, B, 4U)), and how to undo that."""
-
-    def __init__(self, x, mask, kernel, bias, go_backwards):
-        if go_backwards:
-            x = tf.reverse(x, [1])
-            mask = None if mask is None else tf.reverse(mask, [1])
-        self.mask = mask
-        if mask is None:
-            x = tf.transpose(x, (1, 0, 2))
-        else:
-            self.to_time, self.to_batch, self.count = step_order(mask)
-            x = _permute(x, self.to_time, self.to_batch)
-        shape = tf.shape(x)
-        kernel, bias = tf.convert_to_tensor(kernel), tf.convert_to_tensor(bias)
-        self.xw = tf.reshape(tf.matmul(tf.reshape(x, (-1, x.shape[-1])), kernel) + bias,
-                             tf.concat([shape[:2], tf.shape(kernel)[1:]], 0))
-
-    def finish(self, h, c, h0, c0, carry_outputs=True):
-        """(outputs (B, T, U) in processing order, (h, c) final) from the scan's time-major states."""
-        if self.mask is None:
-            return tf.transpose(h, (1, 0, 2)), (h[-1], c[-1])
-        count, mask = self.count, self.mask
-        last = tf.stack([tf.maximum(count - 1, 0), tf.range(tf.shape(count)[0])], axis=-1)
-        state = tuple(tf.where((count > 0)[:, None], tf.gather_nd(s, last), s0) for s, s0 in ((h, h0), (c, c0)))
-        if carry_outputs:
-            # step t's output is the output after the real steps up to it: compacted index (their number) - 1
-            before = tf.cumsum(tf.cast(mask, tf.int32), axis=1)
-            rows = tf.broadcast_to(tf.range(tf.shape(mask)[0])[:, None], tf.shape(mask))
-            outputs = tf.gather_nd(h, tf.stack([tf.maximum(before - 1, 0), rows], axis=-1))
-            return outputs * tf.cast(before > 0, h.dtype)[..., None], state
-        return _permute(h, self.to_batch, self.to_time) * tf.cast(mask, h.dtype)[..., None], state
+def _carried(states, mask):
+    """Batch-major (B, T, U) states of a compacted time-major scan (T, B, U): at step t the state after the real
+    steps up to t (compacted index: their number - 1), zeros before the first."""
+    seen = tf.cumsum(tf.cast(mask, tf.int32), axis=1)
+    rows = tf.broadcast_to(tf.range(tf.shape(mask)[0])[:, None], tf.shape(mask))
+    return tf.gather_nd(states, tf.stack([tf.maximum(seen - 1, 0), rows], axis=-1)) * tf.cast(seen > 0,
+                                                                                              states.dtype)[..., None]
 
 
-def lstm_sequences(x, mask, kernel, recurrent_kernel, bias, h0, c0, go_backwards=False, carry_outputs=True):
-    """An LSTM over x (B, T, D) that skips the steps where `mask` (B, T) is False.
+def lstm_sequences(x, mask, kernel, recurrent_kernel, bias, h0, c0, go_backwards=False, carry_outputs=True,
+                   cell_states=False):
+    """An LSTM over x (B, T, D) that skips the steps where `mask` (B, T, or None) is False.
 
     Args:
         carry_outputs: bool. The output of a skipped step is the output before it (zeros before the first real
             step), as `keras.layers.LSTM`'s; False gives zeros there (`zero_output_for_mask`).
+        cell_states: bool. Also return every step's cell state c (carried across skipped steps as the outputs).
 
     Returns:
         (outputs, (h, c)): outputs (B, T, U) in processing order (reversed with `go_backwards`), and the final state
-        (B, U) each (the initial one for a row with no real step).
+        (B, U) each (the initial one for a row with no real step); with `cell_states`, (outputs, cells, (h, c)).
     """
-    run = _Run(x, mask, kernel, bias, go_backwards)
-    h, c = lstm_scan(run.xw, tf.convert_to_tensor(recurrent_kernel), h0, c0)
-    return run.finish(h, c, h0, c0, carry_outputs)
+    if go_backwards:
+        x = tf.reverse(x, [1])
+        mask = None if mask is None else tf.reverse(mask, [1])
+    static = x.shape[:2] + recurrent_kernel.shape[:1]
+    if mask is None:
+        x = tf.transpose(x, (1, 0, 2))
+    else:
+        to_time, to_batch, count = step_order(mask)
+        x = _permute(x, to_time, to_batch)
+    kernel, recurrent_kernel, bias = (tf.convert_to_tensor(w) for w in (kernel, recurrent_kernel, bias))
+    shape = tf.shape(x)
+    xw = tf.reshape(tf.matmul(tf.reshape(x, (-1, x.shape[-1])), kernel) + bias,
+                    tf.concat([shape[:2], tf.shape(kernel)[1:]], 0))
+    h, c = lstm_scan(xw, recurrent_kernel, h0, c0)
+    if mask is None:
+        outputs, cells, state = tf.transpose(h, (1, 0, 2)), tf.transpose(c, (1, 0, 2)), (h[-1], c[-1])
+    else:
+        last = tf.stack([tf.maximum(count - 1, 0), tf.range(tf.shape(count)[0])], axis=-1)
+        state = tuple(tf.where((count > 0)[:, None], tf.gather_nd(s, last), s0) for s, s0 in ((h, h0), (c, c0)))
+        outputs = (_carried(h, mask) if carry_outputs
+                   else _permute(h, to_batch, to_time) * tf.cast(mask, h.dtype)[..., None])
+        cells = _carried(c, mask) if cell_states else None
+    for sequence in (outputs, cells):
+        if sequence is not None:
+            sequence.set_shape(static)
+    return (outputs, cells, state) if cell_states else (outputs, state)
 
 
 @keras.saving.register_keras_serializable(package="multisensory")

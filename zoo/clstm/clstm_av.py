@@ -21,6 +21,7 @@ C-LSTM by 3x and drops audio only from the 5% longest recordings. `None` keeps e
 import keras
 from keras import layers, ops
 
+from .. import recurrent
 from ..fusion_model import FusionModel
 from ..registry import register_model
 from ..search_space import choice
@@ -70,11 +71,11 @@ class CLSTMAV(FusionModel):
             self.clstm2 = ConvLSTMFusion(filters, name="clstm2")
         elif fusion == "second":
             self.image_conv = layers.Conv2D(filters, 3, **conv, name="image_conv")
-            self.audio_lstm = layers.LSTM(filters, return_sequences=True, name="audio_lstm")
+            self.audio_lstm = recurrent.LSTM(filters, return_sequences=True, name="audio_lstm")
             self.clstm = ConvLSTMFusion(filters, name="clstm")
         else:
             self.image_convs = [layers.Conv2D(filters, 3, **conv, name=f"image_conv{i + 1}") for i in range(2)]
-            self.audio_lstms = [layers.LSTM(filters, return_sequences=not i, name=f"audio_lstm{i + 1}")
+            self.audio_lstms = [recurrent.LSTM(filters, return_sequences=not i, name=f"audio_lstm{i + 1}")
                                 for i in range(2)]
         self.pool = layers.MaxPooling2D(2)
         self.flatten = layers.Flatten()

@@ -53,6 +53,8 @@ class MulT(FusionModel):
         output_dropout: float. Dropout inside the residual output block (the authors' `out_dropout`).
     """
 
+    jit_predict = True  # measured faster at batch 1 (docs/performance.md)
+
     def __init__(self, modalities, task, units=32, num_layers=4, heads=4, kernel_size=1, dropout=0.1,
                  attention_dropout=0.1, output_dropout=0.0, **kwargs):
         super().__init__(modalities, task, **kwargs)

@@ -15,6 +15,7 @@ unchanged. In the model contract Z_m = h_T of view m and Z = [h_T; u_T].
 import keras
 from keras import layers, ops
 
+from .. import recurrent
 from ..encoders import MLPHead
 from ..fusion_model import FusionModel
 from ..registry import register_model
@@ -43,6 +44,8 @@ class MFN(FusionModel):
         dropout: float. Dropout in the output MLP.
     """
 
+    jit_predict = True  # measured faster at batch 1 (docs/performance.md)
+
     def __init__(self, modalities, task, units=32, memory=32, attention_hidden=32, hidden=(64,), dropout=0.0,
                  **kwargs):
         super().__init__(modalities, task, **kwargs)
@@ -50,6 +53,7 @@ class MFN(FusionModel):
         self.units, self.memory, self.attention_hidden = units, memory, attention_hidden
         self.hidden, self.dropout = tuple(hidden), dropout
         self.cells = {m.name: layers.LSTMCell(units, name=f"{m.name}_lstm") for m in self.modalities}
+        self.stock = recurrent.is_stock()
         size = 2 * units * len(self.modalities)
         self.attention = _network(size, attention_hidden, "softmax", "delta_memory_attention")
         self.proposal = _network(memory, attention_hidden, "tanh", "memory_proposal")
@@ -60,29 +64,70 @@ class MFN(FusionModel):
 
     def forward(self, inputs, training=None):
         names = self.modality_names
-        steps = self.modalities[0].shape[0]
-        batch = ops.shape(inputs[names[0]])[0]
         mask = ops.any(ops.stack([padding_mask(inputs[m]) for m in names], axis=0), axis=0)  # (B, T)
-        zeros = ops.zeros((batch, self.units))
-        states = {m: [zeros, zeros] for m in names}
-        u = ops.zeros((batch, self.memory))
-        for t in range(steps):
-            keep = ops.cast(mask[:, t, None], "float32")
-            before = ops.concatenate([states[m][1] for m in names], axis=-1)
-            for m in names:
-                _, (h, c) = self.cells[m](inputs[m][:, t], states[m], training=training)
-                states[m] = [keep * h + (1 - keep) * states[m][0], keep * c + (1 - keep) * states[m][1]]
-            memories = ops.concatenate([before] + [states[m][1] for m in names], axis=-1)
-            attended = memories * self.attention(memories)
-            proposed = self.retain(attended) * u + self.update(attended) * self.proposal(attended)
-            u = keep * proposed + (1 - keep) * u
-        unimodal = {m: states[m][0] for m in names}
+        if self.stock:
+            unimodal, u = per_step_reference(self, inputs, mask, training)
+        else:
+            unimodal, u = self._memory(inputs, mask)
         fused = ops.concatenate(list(unimodal.values()) + [u], axis=-1)
         outputs = {"unimodal": unimodal, "fused": fused}
         if self.plain_head:
             outputs["prediction"] = self._head_output(self.head(fused, training=training))
         return outputs
 
+    def _memory(self, inputs, mask):
+        """({m: h_T}, u_T), every network but u's update run over all steps at once.
+
+        The views' LSTMs do not read u, so each runs over its whole sequence first (`recurrent.lstm_sequences`,
+        skipping padding steps, which carry the state); c^[t-1,t] and the networks D_a, D_u, D_γ1, D_γ2 then act on
+        every step in one call each, and only u_t = γ1 u_{t-1} + γ2 û_t (eq. 5) runs step by step.
+        """
+        names = self.modality_names
+        batch = ops.shape(inputs[names[0]])[0]
+        zeros = ops.zeros((batch, self.units))
+        unimodal, cells = {}, []
+        for m in names:
+            cell = self.cells[m]
+            if not cell.built:
+                cell.build(inputs[m].shape[:1] + inputs[m].shape[2:])
+            _, c, (h, _) = recurrent.lstm_sequences(inputs[m], mask, cell.kernel, cell.recurrent_kernel, cell.bias,
+                                                    zeros, zeros, cell_states=True)
+            unimodal[m] = h
+            cells.append(c)
+        after = ops.concatenate(cells, axis=-1)  # (B, T, sum d_m): c_t, carried over padding steps
+        before = ops.concatenate([ops.zeros_like(after[:, :1]), after[:, :-1]], axis=1)
+        memories = ops.concatenate([before, after], axis=-1)
+        attended = memories * self.attention(memories)
+        retain, update, proposed = self.retain(attended), self.update(attended), self.proposal(attended)
+        keep = ops.cast(mask, "float32")[..., None]
+        u = ops.zeros((batch, self.memory))
+        for t in range(self.modalities[0].shape[0]):
+            u = keep[:, t] * (retain[:, t] * u + update[:, t] * proposed[:, t]) + (1 - keep[:, t]) * u
+        return unimodal, u
+
     def get_config(self):
         return {**super().get_config(), "units": self.units, "memory": self.memory,
                 "attention_hidden": self.attention_hidden, "hidden": list(self.hidden), "dropout": self.dropout}
+
+
+def per_step_reference(model, inputs, mask, training=None):
+    """MFN's equations one step at a time with `keras.layers.LSTMCell` (the stock formulation of `MFN._memory`).
+
+    Returns ({m: h_T}, u_T). Used by `stock_formulation()` models: the benchmarks' and tests' reference.
+    """
+    names = model.modality_names
+    batch = ops.shape(inputs[names[0]])[0]
+    zeros = ops.zeros((batch, model.units))
+    states = {m: [zeros, zeros] for m in names}
+    u = ops.zeros((batch, model.memory))
+    for t in range(model.modalities[0].shape[0]):
+        keep = ops.cast(mask[:, t, None], "float32")
+        before = ops.concatenate([states[m][1] for m in names], axis=-1)
+        for m in names:
+            _, (h, c) = model.cells[m](inputs[m][:, t], states[m], training=training)
+            states[m] = [keep * h + (1 - keep) * states[m][0], keep * c + (1 - keep) * states[m][1]]
+        memories = ops.concatenate([before] + [states[m][1] for m in names], axis=-1)
+        attended = memories * model.attention(memories)
+        proposed = model.retain(attended) * u + model.update(attended) * model.proposal(attended)
+        u = keep * proposed + (1 - keep) * u
+    return {m: states[m][0] for m in names}, u

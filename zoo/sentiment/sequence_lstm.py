@@ -8,6 +8,7 @@ sentiment baselines (`tfn`, `lmf`) their unimodal subnetworks; `ef_lstm` runs on
 import keras
 from keras import ops
 
+from .. import recurrent
 from ..encoders import encoder_for
 
 
@@ -34,7 +35,7 @@ class MaskedLSTM(keras.layers.Layer):
     def __init__(self, units, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.units, self.dropout = units, dropout
-        self.lstm = keras.layers.LSTM(units, dropout=dropout)
+        self.lstm = recurrent.LSTM(units, dropout=dropout)
 
     def call(self, x, training=None):
         return self.lstm(x, mask=padding_mask(x), training=training)

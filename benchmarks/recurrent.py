@@ -1,0 +1,183 @@
+"""Speed of the zoo's recurrent models against the same models built from stock Keras layers. Prints one JSON object.
+
+Every model runs at the MOSEI shapes (text/audio/vision 300/74/35 features, 50 word-aligned steps, a third of the
+rows front-padded by 10 steps) and is compared, in this run, with its twin built under
+`zoo.recurrent.stock_formulation()` (`keras.layers.LSTM` / `Bidirectional`, MFN's per-step cells: the formulation
+the zoo had before `FastLSTM`), holding the same weights. Per model, under `"models"`:
+- `max_abs_diff_vs_stock`, `max_abs_grad_diff_vs_stock`: predictions and the gradients of every weight;
+- `train_speedup_vs_stock`: training steps (`train_on_batch`, batch `--batch-size`) taken in turns, medians;
+- `b1_speedup_vs_stock`: `predict_on_batch` of one example; `serving_b1_speedup_vs_stock`: the exported
+  SavedModel's `serving_default` at batch 1 (the portable export, no XLA); `serving_xla_b1_speedup_vs_stock`: the
+  export with `xla=True`;
+- `first_step_s` (and the stock twin's): a fresh model's first `train_on_batch` after `compile()`, tracing included;
+- `metric_overhead_fraction`: 1 - (step time without metrics) / (step time with the task's metrics);
+- `peak_rss_mb`, `model_rss_mb` (and the stock twin's): measured in a fresh process per formulation that builds the
+  model, takes 5 training steps and predicts: its peak RSS, and that peak above the RSS after the imports.
+Ratios are stock time / zoo time (> 1: the zoo is faster).
+
+Usage: python benchmarks/recurrent.py [--models mmlatch,mmlatch_no_feedback,mult,mfn,ef_lstm] [--batch-size 32]
+       [--repeats 15]
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from multisensory import exports, zoo  # noqa: E402
+from multisensory.datasets import DatasetInfo, Modality, Task  # noqa: E402
+from multisensory.zoo import recurrent  # noqa: E402
+
+STEPS = 50
+FEATURES = {"text": 300, "audio": 74, "vision": 35}
+INFO = DatasetInfo("mosei_shapes", [Modality(m, (STEPS, d), kind="sequence") for m, d in FEATURES.items()],
+                   Task("regression", value_range=(-3, 3)), {})
+MODELS = {"mmlatch": ("mmlatch", {"units": 100}), "mmlatch_no_feedback": ("mmlatch", {"units": 100, "feedback": None}),
+          "mult": ("mult", {}), "mfn": ("mfn", {}), "ef_lstm": ("ef_lstm", {})}
+
+
+def batch(size, seed=0):
+    rng = np.random.default_rng(seed)
+    x = {m: rng.standard_normal((size, STEPS, d)).astype("float32") for m, d in FEATURES.items()}
+    for v in x.values():
+        v[: size // 3, :10] = 0.0
+    return x, rng.uniform(-3, 3, size).astype("float32")
+
+
+def build(key, stock, metrics="auto"):
+    name, config = MODELS[key]
+    if stock:
+        with recurrent.stock_formulation():
+            model = zoo.create(name, INFO, **config)
+        model.jit_predict = False
+    else:
+        model = zoo.create(name, INFO, **config)
+    model.compile(metrics=metrics)
+    return model
+
+
+def timed(function):
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def medians_in_turns(functions, repeats):
+    """Each function's median time (s), the functions called in turns so that a drift in speed reaches all."""
+    for f in functions:
+        f()
+    times = [[] for _ in functions]
+    for _ in range(repeats):
+        for f, t in zip(functions, times):
+            t.append(timed(f))
+    return [statistics.median(t) for t in times]
+
+
+def gradients(model, x):
+    x = {k: tf.constant(v) for k, v in x.items()}
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(model(x, training=False))
+    return [g.numpy() for g in tape.gradient(loss, model.trainable_weights)]
+
+
+def serving_function(model, folder, xla=False):
+    path = exports.export_saved_model(model, folder, model_name="m", xla=xla)
+    return tf.saved_model.load(path).signatures["serving_default"]
+
+
+def memory(key, stock, batch_size):
+    """(peak RSS, peak above the RSS after importing TensorFlow), MB, of a fresh process running this model."""
+    out = subprocess.run([sys.executable, __file__, "--memory-of", key, "--batch-size", str(batch_size)]
+                         + (["--stock"] if stock else []), capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def resident_mb():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def measure_memory(key, stock, batch_size):
+    imported = resident_mb()
+    model = build(key, stock)
+    x, y = batch(batch_size)
+    for _ in range(5):
+        model.train_on_batch(x, y)
+    model.predict_on_batch(batch(1)[0])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"peak_rss_mb": round(peak, 1), "model_rss_mb": round(peak - imported, 1)}))
+
+
+def measure(key, batch_size, repeats):
+    x, y = batch(batch_size)
+    one = batch(1, seed=1)[0]
+    model, stock = build(key, False), build(key, True)
+    first, stock_first = timed(lambda: model.train_on_batch(x, y)), timed(lambda: stock.train_on_batch(x, y))
+    stock.set_weights(model.get_weights())
+    diff = float(np.max(np.abs(model.predict_on_batch(x) - stock.predict_on_batch(x))))
+    grad_diff = max(float(np.max(np.abs(a - b))) for a, b in zip(gradients(model, x), gradients(stock, x)))
+    bare = build(key, False, metrics=[])
+    bare.set_weights(model.get_weights())
+    train, stock_train, bare_train = medians_in_turns(
+        [lambda: model.train_on_batch(x, y), lambda: stock.train_on_batch(x, y), lambda: bare.train_on_batch(x, y)],
+        repeats)
+    b1, stock_b1 = medians_in_turns([lambda: model.predict_on_batch(one), lambda: stock.predict_on_batch(one)],
+                                    3 * repeats)
+    with tempfile.TemporaryDirectory() as folder:
+        served = serving_function(model, os.path.join(folder, "zoo"))
+        served_xla = serving_function(model, os.path.join(folder, "zoo_xla"), xla=True)
+        served_stock = serving_function(stock, os.path.join(folder, "stock"))
+        request = {k: tf.constant(v) for k, v in one.items()}
+        serve, serve_xla, stock_serve = medians_in_turns(
+            [lambda: served(**request), lambda: served_xla(**request), lambda: served_stock(**request)], 3 * repeats)
+    zoo_memory, stock_memory = memory(key, False, batch_size), memory(key, True, batch_size)
+    return {
+        "max_abs_diff_vs_stock": diff, "max_abs_grad_diff_vs_stock": grad_diff,
+        "train_speedup_vs_stock": round(stock_train / train, 3),
+        "b1_speedup_vs_stock": round(stock_b1 / b1, 3),
+        "serving_b1_speedup_vs_stock": round(stock_serve / serve, 3),
+        "serving_xla_b1_speedup_vs_stock": round(stock_serve / serve_xla, 3),
+        "first_step_s": round(first, 2), "stock_first_step_s": round(stock_first, 2),
+        "metric_overhead_fraction": round(1 - bare_train / train, 3),
+        "train_step_ms": round(1e3 * train, 1), "stock_train_step_ms": round(1e3 * stock_train, 1),
+        "train_step_ms_without_metrics": round(1e3 * bare_train, 1),
+        "b1_ms": round(1e3 * b1, 2), "stock_b1_ms": round(1e3 * stock_b1, 2),
+        "serving_b1_ms": round(1e3 * serve, 2), "serving_xla_b1_ms": round(1e3 * serve_xla, 2),
+        "stock_serving_b1_ms": round(1e3 * stock_serve, 2),
+        **zoo_memory, **{f"stock_{k}": v for k, v in stock_memory.items()},
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--memory-of", choices=sorted(MODELS), help=argparse.SUPPRESS)
+    parser.add_argument("--stock", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_of:
+        return measure_memory(args.memory_of, args.stock, args.batch_size)
+    keys = args.models.split(",")
+    unknown = sorted(set(keys) - set(MODELS))
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; choose from {sorted(MODELS)}")
+    results = {key: measure(key, args.batch_size, args.repeats) for key in keys}
+    print(json.dumps({"batch_size": args.batch_size, "steps": STEPS, "features": FEATURES,
+                      "threads": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+                      "tensorflow": tf.__version__, "models": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""`FastLSTM` and the models built on it against the stock formulation: same weights, same outputs and gradients."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from multisensory import zoo
+from multisensory.zoo import recurrent
+from model_harness import SMALL, TWO_SEQUENCES, two_sequences
+from test_mmlatch import THREE, _three
+
+B, T, D, U = 5, 9, 6, 4
+
+
+def _padded():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((B, T, D)).astype("float32")
+    mask = np.ones((B, T), bool)
+    mask[0, :4] = False  # front padding
+    mask[1, [2, 5, 8]] = False  # gaps, and a masked last step
+    mask[2, :] = False  # nothing real
+    mask[3, -2:] = False
+    x[~mask] = 0
+    return x, mask
+
+
+def _twins(make, x, mask):
+    """(FastLSTM-based layer, the stock layer) with the same random weights (non-zero biases)."""
+    fast = make(recurrent.LSTM)
+    with recurrent.stock_formulation():
+        stock = make(recurrent.LSTM)
+    fast(x[:1], mask=mask[:1])
+    stock(x[:1], mask=mask[:1])
+    rng = np.random.default_rng(1)
+    weights = [w + 0.3 * rng.standard_normal(w.shape).astype("float32") for w in fast.get_weights()]
+    fast.set_weights(weights)
+    stock.set_weights(weights)
+    return fast, stock
+
+
+def _outputs_and_gradients(layer, x, mask):
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, mask=mask)
+        y = list(y) if isinstance(y, (list, tuple)) else [y]
+        loss = sum(tf.reduce_sum(tf.sin(1.3 * v)) for v in y)
+    return [v.numpy() for v in y], [g.numpy() for g in tape.gradient(loss, [x] + layer.trainable_weights)]
+
+
+LAYERS = {
+    "sequences": lambda L: L(U, return_sequences=True),
+    "last": lambda L: L(U),
+    "backwards": lambda L: L(U, return_sequences=True, go_backwards=True),
+    "backwards_last": lambda L: L(U, go_backwards=True),
+    "bidirectional": lambda L: keras.layers.Bidirectional(L(U, return_sequences=True), merge_mode="sum"),
+    "bidirectional_last": lambda L: keras.layers.Bidirectional(L(U), merge_mode="concat"),
+    "states": lambda L: L(U, return_sequences=True, return_state=True),
+}
+
+
+@pytest.mark.parametrize("xla", [True, False])
+@pytest.mark.parametrize("masked", [True, False])
+@pytest.mark.parametrize("case", sorted(LAYERS))
+def test_layer_matches_keras_lstm(case, masked, xla):
+    x, mask = _padded()
+    mask = mask if masked else None
+    fast, stock = _twins(LAYERS[case], x, np.ones((B, T), bool) if mask is None else mask)
+    layer = fast.forward_layer if case.startswith("bidirectional") else fast
+    assert type(layer) is recurrent.FastLSTM and layer._fast()
+    with recurrent.compiled_loops(xla):
+        fast_out, fast_grads = _outputs_and_gradients(fast, x, mask)
+    stock_out, stock_grads = _outputs_and_gradients(stock, x, mask)
+    for a, b in zip(fast_out + fast_grads, stock_out + stock_grads):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_dropout_uses_one_mask_per_sequence_as_the_stock_layer():
+    x = np.ones((2, T, D), "float32")
+    layer = recurrent.LSTM(U, dropout=0.5, return_sequences=True, seed=3)
+    with recurrent.stock_formulation():
+        stock = recurrent.LSTM(U, dropout=0.5, return_sequences=True, seed=3)
+    layer(x), stock(x)
+    stock.set_weights(layer.get_weights())
+    # the same seed gives the same (per sequence) input mask, so the same outputs
+    np.testing.assert_allclose(layer(x, training=True), stock(x, training=True), atol=1e-5)
+    assert not np.allclose(layer(x, training=True), layer(x, training=False))
+
+
+def test_other_settings_fall_back_to_the_stock_loop():
+    layer = recurrent.LSTM(U, recurrent_dropout=0.1)
+    assert type(layer) is recurrent.FastLSTM and not layer._fast()
+    x, _ = _padded()
+    with recurrent.stock_formulation():
+        stock = recurrent.LSTM(U, recurrent_dropout=0.1)
+    layer(x), stock(x)
+    stock.set_weights(layer.get_weights())
+    np.testing.assert_allclose(layer(x), stock(x), atol=1e-6)
+
+
+def test_saves_as_a_keras_lstm_with_its_config(tmp_path):
+    layer = recurrent.LSTM(U, return_sequences=True, dropout=0.25)
+    x, mask = _padded()
+    model = keras.Sequential([keras.Input((T, D)), layer])
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert type(loaded.layers[0]) is recurrent.FastLSTM and loaded.layers[0].dropout == 0.25
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+
+
+def _three_padded():
+    x = _three()
+    for v in x.values():
+        v[:2, :2] = 0.0  # two rows front-padded by two steps
+        v[2, 1] = 0.0  # a step missing in one modality only
+    return x
+
+
+MODELS = [("mmlatch", THREE, _three_padded(), {**SMALL["mmlatch"], "units": 6}),
+          ("mmlatch", THREE, _three_padded(), {**SMALL["mmlatch"], "units": 6, "feedback": None}),
+          ("mfn", TWO_SEQUENCES, two_sequences(8)[0], {"units": 8, "memory": 8, "attention_hidden": 8}),
+          ("ef_lstm", TWO_SEQUENCES, two_sequences(8)[0], {}),
+          ("tfn", TWO_SEQUENCES, two_sequences(8)[0], {})]
+
+
+@pytest.mark.parametrize("name, info, x, config", MODELS, ids=[f"{m[0]}-{i}" for i, m in enumerate(MODELS)])
+def test_model_matches_its_stock_formulation(name, info, x, config):
+    """Outputs and every weight's gradient of the zoo model equal those of its twin built from stock layers."""
+    model = zoo.create(name, info, **config)
+    with recurrent.stock_formulation():
+        stock = zoo.create(name, info, **config)
+    stock.set_weights(model.get_weights())
+    x = {k: tf.constant(v) for k, v in x.items()}
+
+    def run(m):
+        with tf.GradientTape() as tape:
+            y = m(x, training=False)
+            loss = tf.reduce_sum(tf.sin(y))
+        return y.numpy(), [g.numpy() for g in tape.gradient(loss, m.trainable_weights)]
+
+    (y, grads), (y_stock, grads_stock) = run(model), run(stock)
+    np.testing.assert_allclose(y, y_stock, atol=1e-5)
+    assert len(grads) == len(grads_stock)
+    for g, g_stock in zip(grads, grads_stock):
+        np.testing.assert_allclose(g, g_stock, atol=1e-5)
+
+
+def _compiled_functions(path):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel.FromString(open(f"{path}/saved_model.pb", "rb").read())
+    functions = saved.meta_graphs[0].graph_def.library.function
+    return [f.signature.name for f in functions if f.attr["_XlaMustCompile"].b]
+
+
+def test_exports_are_portable_unless_asked_for_xla(tmp_path):
+    """TF-Serving runs XLA on CPU only behind a flag: the default export has no XLA-compiled function."""
+    from multisensory import exports
+
+    model = zoo.create("ef_lstm", TWO_SEQUENCES, units=4, embed=4)
+    x, _ = two_sequences(4)
+    portable = exports.export_saved_model(model, str(tmp_path), model_name="m", version=1)
+    compiled = exports.export_saved_model(model, str(tmp_path), model_name="m", version=2, xla=True)
+    assert _compiled_functions(portable) == [] and _compiled_functions(compiled)
+    for path in (portable, compiled):
+        served = tf.saved_model.load(path).signatures["serving_default"](**{k: tf.constant(v) for k, v in x.items()})
+        np.testing.assert_allclose(served["probabilities"], keras.ops.softmax(model.predict(x, verbose=0)), atol=1e-5)
