@@ -9,10 +9,11 @@ the zoo had before `FastLSTM`), holding the same weights. Per model, under `"mod
 - `b1_speedup_vs_stock`: `predict_on_batch` of one example; `serving_b1_speedup_vs_stock`: the exported
   SavedModel's `serving_default` at batch 1 (the portable export, no XLA); `serving_xla_b1_speedup_vs_stock`: the
   export with `xla=True`;
-- `first_step_s` (and the stock twin's): a fresh model's first `train_on_batch` after `compile()`, tracing included;
 - `metric_overhead_fraction`: 1 - (step time without metrics) / (step time with the task's metrics);
-- `peak_rss_mb`, `model_rss_mb` (and the stock twin's): measured in a fresh process per formulation that builds the
-  model, takes 5 training steps and predicts: its peak RSS, and that peak above the RSS after the imports.
+- `first_step_s`, `peak_rss_mb`, `model_rss_mb` (and the stock twin's): measured in a fresh process per
+  formulation that builds the model, takes its first training step (`train_on_batch` after `compile()`, tracing
+  and compilation included), 5 more and a prediction: the first step's time, the process's peak RSS, and that peak
+  above the RSS after the imports.
 Ratios are stock time / zoo time (> 1: the zoo is faster).
 
 Usage: python benchmarks/recurrent.py [--models mmlatch,mmlatch_no_feedback,mult,mfn,ef_lstm] [--batch-size 32]
@@ -23,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -96,34 +96,40 @@ def serving_function(model, folder, xla=False):
     return tf.saved_model.load(path).signatures["serving_default"]
 
 
-def memory(key, stock, batch_size):
-    """(peak RSS, peak above the RSS after importing TensorFlow), MB, of a fresh process running this model."""
-    out = subprocess.run([sys.executable, __file__, "--memory-of", key, "--batch-size", str(batch_size)]
+def fresh_process(key, stock, batch_size):
+    """`measure_fresh` of this model in a new process: {first_step_s, peak_rss_mb, model_rss_mb}."""
+    out = subprocess.run([sys.executable, __file__, "--fresh", key, "--batch-size", str(batch_size)]
                          + (["--stock"] if stock else []), capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def resident_mb():
+def status_mb(field):
+    """A memory figure of this process from /proc (VmRSS: now; VmHWM: its peak, which, unlike `ru_maxrss`, does
+    not start from the parent's peak)."""
     with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
 
 
-def measure_memory(key, stock, batch_size):
-    imported = resident_mb()
+def measure_fresh(key, stock, batch_size):
+    """Prints the first training step's time, tracing included, and the memory of building, 5 training steps and a
+    prediction (peak, and peak above the RSS after the imports)."""
+    imported = status_mb("VmRSS")
     model = build(key, stock)
     x, y = batch(batch_size)
+    first = timed(lambda: model.train_on_batch(x, y))
     for _ in range(5):
         model.train_on_batch(x, y)
     model.predict_on_batch(batch(1)[0])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"peak_rss_mb": round(peak, 1), "model_rss_mb": round(peak - imported, 1)}))
+    peak = status_mb("VmHWM")
+    print(json.dumps({"first_step_s": round(first, 2), "peak_rss_mb": round(peak, 1),
+                      "model_rss_mb": round(peak - imported, 1)}))
 
 
 def measure(key, batch_size, repeats):
     x, y = batch(batch_size)
     one = batch(1, seed=1)[0]
     model, stock = build(key, False), build(key, True)
-    first, stock_first = timed(lambda: model.train_on_batch(x, y)), timed(lambda: stock.train_on_batch(x, y))
+    model.train_on_batch(x, y), stock.train_on_batch(x, y)
     stock.set_weights(model.get_weights())
     diff = float(np.max(np.abs(model.predict_on_batch(x) - stock.predict_on_batch(x))))
     grad_diff = max(float(np.max(np.abs(a - b))) for a, b in zip(gradients(model, x), gradients(stock, x)))
@@ -141,21 +147,20 @@ def measure(key, batch_size, repeats):
         request = {k: tf.constant(v) for k, v in one.items()}
         serve, serve_xla, stock_serve = medians_in_turns(
             [lambda: served(**request), lambda: served_xla(**request), lambda: served_stock(**request)], 3 * repeats)
-    zoo_memory, stock_memory = memory(key, False, batch_size), memory(key, True, batch_size)
+    fresh, stock_fresh = fresh_process(key, False, batch_size), fresh_process(key, True, batch_size)
     return {
         "max_abs_diff_vs_stock": diff, "max_abs_grad_diff_vs_stock": grad_diff,
         "train_speedup_vs_stock": round(stock_train / train, 3),
         "b1_speedup_vs_stock": round(stock_b1 / b1, 3),
         "serving_b1_speedup_vs_stock": round(stock_serve / serve, 3),
         "serving_xla_b1_speedup_vs_stock": round(stock_serve / serve_xla, 3),
-        "first_step_s": round(first, 2), "stock_first_step_s": round(stock_first, 2),
         "metric_overhead_fraction": round(1 - bare_train / train, 3),
         "train_step_ms": round(1e3 * train, 1), "stock_train_step_ms": round(1e3 * stock_train, 1),
         "train_step_ms_without_metrics": round(1e3 * bare_train, 1),
         "b1_ms": round(1e3 * b1, 2), "stock_b1_ms": round(1e3 * stock_b1, 2),
         "serving_b1_ms": round(1e3 * serve, 2), "serving_xla_b1_ms": round(1e3 * serve_xla, 2),
         "stock_serving_b1_ms": round(1e3 * stock_serve, 2),
-        **zoo_memory, **{f"stock_{k}": v for k, v in stock_memory.items()},
+        **fresh, **{f"stock_{k}": v for k, v in stock_fresh.items()},
     }
 
 
@@ -164,11 +169,11 @@ def main():
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--memory-of", choices=sorted(MODELS), help=argparse.SUPPRESS)
+    parser.add_argument("--fresh", choices=sorted(MODELS), help=argparse.SUPPRESS)
     parser.add_argument("--stock", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.memory_of:
-        return measure_memory(args.memory_of, args.stock, args.batch_size)
+    if args.fresh:
+        return measure_fresh(args.fresh, args.stock, args.batch_size)
     keys = args.models.split(",")
     unknown = sorted(set(keys) - set(MODELS))
     if unknown:

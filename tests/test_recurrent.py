@@ -166,3 +166,13 @@ def test_exports_are_portable_unless_asked_for_xla(tmp_path):
     for path in (portable, compiled):
         served = tf.saved_model.load(path).signatures["serving_default"](**{k: tf.constant(v) for k, v in x.items()})
         np.testing.assert_allclose(served["probabilities"], keras.ops.softmax(model.predict(x, verbose=0)), atol=1e-5)
+
+
+def test_compiled_predict_matches_the_call_and_still_refuses_nan():
+    model = zoo.create("mfn", TWO_SEQUENCES, units=8, memory=8, attention_hidden=8)
+    assert model.jit_predict
+    x, _ = two_sequences(8)
+    np.testing.assert_allclose(model.predict(x, verbose=0), model(x), atol=1e-5)
+    x["words"][0, 5, 0] = np.nan
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Modality 'words': the input holds NaN"):
+        model.predict(x, verbose=0)

@@ -50,8 +50,6 @@ class MMLatch(FusionModel):
         num_layers, heads: int. MulT's layers and heads (backbone "mult").
     """
 
-    jit_predict = True  # measured faster at batch 1 (docs/performance.md)
-
     default_learning_rate = 5e-4  # the paper's Adam
     default_recipe = "mmlatch"
 

@@ -98,11 +98,13 @@ class MFN(FusionModel):
         before = ops.concatenate([ops.zeros_like(after[:, :1]), after[:, :-1]], axis=1)
         memories = ops.concatenate([before, after], axis=-1)
         attended = memories * self.attention(memories)
-        retain, update, proposed = self.retain(attended), self.update(attended), self.proposal(attended)
+        # u_t = a_t u_{t-1} + b_t, with a_t = γ1, b_t = γ2 û_t at real steps and a_t = 1, b_t = 0 at padding
         keep = ops.cast(mask, "float32")[..., None]
+        decay = keep * self.retain(attended) + (1 - keep)
+        added = keep * self.update(attended) * self.proposal(attended)
         u = ops.zeros((batch, self.memory))
         for t in range(self.modalities[0].shape[0]):
-            u = keep[:, t] * (retain[:, t] * u + update[:, t] * proposed[:, t]) + (1 - keep[:, t]) * u
+            u = decay[:, t] * u + added[:, t]
         return unimodal, u
 
     def get_config(self):
