@@ -1,27 +1,27 @@
-"""The zoo's LSTM: Keras' LSTM equations with the input projection hoisted out of the time loop and a hand-written
-backward pass, so a sequence costs one large matmul plus a lean loop of the recurrent part.
+"""The zoo's LSTM: Keras' LSTM equations with the input projection hoisted out of the time loop, a hand-written
+backward pass and XLA-compiled loops, so a sequence costs one large matmul plus a lean loop of the recurrent part.
 
 The equations are `keras.layers.LSTM`'s (Hochreiter & Schmidhuber 1997 with a forget gate; gate order i, f, c, o):
 z_t = x_t K + b + h_{t-1} R, i = σ(z_i), f = σ(z_f), g = tanh(z_c), o = σ(z_o), c_t = f c_{t-1} + i g,
 h_t = o tanh(c_t). `FastLSTM` has the weights, configuration and mask semantics of `keras.layers.LSTM` (a step whose
 mask is False is skipped: the state is carried across it), and differs only in how the work is scheduled:
 - x K + b for every step is one matmul before the loop (the stock cell multiplies one step at a time);
-- masking is done by gathering every sequence's unmasked steps to its front (order kept) before the loop and
-  gathering the outputs back after it, so the loop itself has no masking ops: a front-padded sequence runs exactly
-  its real steps;
-- the gradient (`lstm_scan`'s) is the LSTM's backward recursion, with the only per-step matmul dz_t R^T; the
-  gradients of R, K and b are single matmuls over all steps (TensorFlow's automatic gradient of a loop does them
-  one step at a time, and keeps every intermediate of the forward loop).
-Everything else (dropout on the inputs with one mask per sequence, as the stock layer; recurrent dropout, other
-activations, `unroll`) falls back to the stock loop. `stock_formulation()` builds stock layers instead, for the
-benchmarks and the equivalence tests.
+- masking gathers every sequence's unmasked steps to its front (order kept) before the loop and the outputs back
+  after it, so the loop has no masking ops: a front-padded sequence runs exactly its real steps;
+- the gradient (`lstm_scan`'s) is the LSTM's backward recursion, whose only per-step matmul is dz_t R^T; the
+  gradient of R is one matmul over all steps, those of K and b follow from the projection's (TensorFlow's
+  automatic gradient of a loop accumulates them one step at a time);
+- the forward and backward loops are each one XLA computation (`compiled_loops`), which fuses a step's small
+  element-wise ops; the large matmuls stay outside, in TensorFlow's oneDNN kernels. Exports trace without XLA.
+Input dropout (one mask per sequence, as the stock layer) is applied before the projection. Recurrent dropout,
+other activations and `unroll` fall back to the stock loop. `stock_formulation()` builds stock layers instead, for
+the benchmarks and the equivalence tests (`tests/test_recurrent.py`); `docs/performance.md` has the measurements.
 """
 
 import contextlib
 
 import keras
 import tensorflow as tf
-from keras import ops
 
 _STOCK = [False]
 
