@@ -47,6 +47,7 @@ def LSTM(units, **kwargs):
 
 
 def _forward(xw, recurrent_kernel, h0, c0):
+    """The loop of `lstm_scan`: (h, c, activated gates [i, f, g, o]) of every step, time-major."""
     steps = tf.shape(xw)[0]
 
     def step(t, h, c, hs, cs, gates):
@@ -64,6 +65,7 @@ def _forward(xw, recurrent_kernel, h0, c0):
 
 
 def _backward(dh, dc, h, c, gates, recurrent_kernel, h0, c0):
+    """The backward loop of `lstm_scan`: (dz of every step, dh_0, dc_0) from the gradients of h and c."""
     steps = tf.shape(h)[0]
     tanh_c = tf.tanh(c)
     c_prev = tf.concat([c0[None], c[:-1]], axis=0)
@@ -80,8 +82,8 @@ def _backward(dh, dc, h, c, gates, recurrent_kernel, h0, c0):
         return t - 1, tf.matmul(dz, transposed), dc_t * f[t], dzs.write(t, dz)
 
     dzs = tf.TensorArray(h.dtype, size=steps, element_shape=gates.shape[1:])
-    _, dh0, dc0, dzs = tf.while_loop(lambda t, *_: t >= 0, back, (steps - 1, tf.zeros_like(h0), tf.zeros_like(c0), dzs),
-                                     maximum_iterations=steps)
+    initial = (steps - 1, tf.zeros_like(h0), tf.zeros_like(c0), dzs)
+    _, dh0, dc0, dzs = tf.while_loop(lambda t, *_: t >= 0, back, initial, maximum_iterations=steps)
     return dzs.stack(), dh0, dc0
 
 
@@ -117,12 +119,13 @@ def lstm_scan(xw, recurrent_kernel, h0, c0):
     """
     # the custom gradient is the only one: no tape records the loop (and none may cross the compiled function)
     xw, recurrent_kernel, h0, c0 = (tf.stop_gradient(v) for v in (xw, recurrent_kernel, h0, c0))
-    h, c, gates = (_forward_xla if _XLA[-1] else _forward)(xw, recurrent_kernel, h0, c0)
+    forward, backward = (_forward_xla, _backward_xla) if _XLA[-1] else (_forward, _backward)
+    h, c, gates = forward(xw, recurrent_kernel, h0, c0)
 
     def grad(dh, dc):
         dh = tf.zeros_like(h) if dh is None else dh
         dc = tf.zeros_like(c) if dc is None else dc
-        dz, dh0, dc0 = (_backward_xla if _XLA[-1] else _backward)(dh, dc, h, c, gates, recurrent_kernel, h0, c0)
+        dz, dh0, dc0 = backward(dh, dc, h, c, gates, recurrent_kernel, h0, c0)
         h_prev = tf.concat([h0[None], h[:-1]], axis=0)
         units = recurrent_kernel.shape[0]
         d_recurrent = tf.matmul(tf.reshape(h_prev, (-1, units)), tf.reshape(dz, (-1, 4 * units)), transpose_a=True)
@@ -161,8 +164,8 @@ def _carried(states, mask):
     steps up to t (compacted index: their number - 1), zeros before the first."""
     seen = tf.cumsum(tf.cast(mask, tf.int32), axis=1)
     rows = tf.broadcast_to(tf.range(tf.shape(mask)[0])[:, None], tf.shape(mask))
-    return tf.gather_nd(states, tf.stack([tf.maximum(seen - 1, 0), rows], axis=-1)) * tf.cast(seen > 0,
-                                                                                              states.dtype)[..., None]
+    carried = tf.gather_nd(states, tf.stack([tf.maximum(seen - 1, 0), rows], axis=-1))
+    return carried * tf.cast(seen > 0, states.dtype)[..., None]
 
 
 def lstm_sequences(x, mask, kernel, recurrent_kernel, bias, h0, c0, go_backwards=False, carry_outputs=True,
@@ -181,13 +184,13 @@ def lstm_sequences(x, mask, kernel, recurrent_kernel, bias, h0, c0, go_backwards
     if go_backwards:
         x = tf.reverse(x, [1])
         mask = None if mask is None else tf.reverse(mask, [1])
+    kernel, recurrent_kernel, bias = (tf.convert_to_tensor(w) for w in (kernel, recurrent_kernel, bias))
     static = x.shape[:2] + recurrent_kernel.shape[:1]
     if mask is None:
         x = tf.transpose(x, (1, 0, 2))
     else:
         to_time, to_batch, count = step_order(mask)
         x = _permute(x, to_time, to_batch)
-    kernel, recurrent_kernel, bias = (tf.convert_to_tensor(w) for w in (kernel, recurrent_kernel, bias))
     shape = tf.shape(x)
     xw = tf.reshape(tf.matmul(tf.reshape(x, (-1, x.shape[-1])), kernel) + bias,
                     tf.concat([shape[:2], tf.shape(kernel)[1:]], 0))
