@@ -111,16 +111,16 @@ def export_saved_model(model, base_dir, model_name=None, version=None, warmup=No
     if os.path.exists(path):
         raise FileExistsError(f"Export version '{path}' exists already; pick another version.")
     archive = keras.export.ExportArchive()  # tracks the variables the endpoints use: training-only parts stay out
-    with recurrent.compiled_loops(xla):
+    with recurrent.compiled_loops(xla):  # both the endpoints and `write_out` trace the model
         for signature, specs, function in _endpoints(model):
             archive.add_endpoint(signature, function, input_signature=specs)
-    os.makedirs(model_dir, exist_ok=True)
-    with atomic.destination(path) as temporary, recurrent.compiled_loops(xla):  # no half-written version is seen
-        archive.write_out(temporary, verbose=False)
-        os.makedirs(os.path.join(temporary, "assets.extra"))
-        with tf.io.TFRecordWriter(os.path.join(temporary, WARMUP_FILE)) as writer:
-            for record in warmup_records(model_name, warmup or example_request(model)):
-                writer.write(record)
+        os.makedirs(model_dir, exist_ok=True)
+        with atomic.destination(path) as temporary:  # TF-Serving never sees a half-written version
+            archive.write_out(temporary, verbose=False)
+            os.makedirs(os.path.join(temporary, "assets.extra"))
+            with tf.io.TFRecordWriter(os.path.join(temporary, WARMUP_FILE)) as writer:
+                for record in warmup_records(model_name, warmup or example_request(model)):
+                    writer.write(record)
     return path
 
 

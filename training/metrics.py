@@ -153,7 +153,8 @@ class SentimentBinaryF1(_SentimentBinary):
     _prefix = "f1"
 
     def result(self):
-        tp, fp, fn, tn = (self._read()[k] for k in ("tp", "fp", "fn", "tn"))
+        s = self._read()
+        tp, fp, fn, tn = s["tp"], s["fp"], s["fn"], s["tn"]
         positives, negatives = tp + fn, tn + fp
         f1_pos = 2 * tp / ops.maximum(2 * tp + fp + fn, 1e-12)
         f1_neg = 2 * tn / ops.maximum(2 * tn + fn + fp, 1e-12)

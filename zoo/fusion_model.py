@@ -374,8 +374,6 @@ class FusionModel(keras.Model):
     def compile_from_config(self, config):
         """Restores the compile settings saved in a `.keras` file (Keras skips this for an overridden `compile`)."""
         self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.variable_groups()[0])
 
     def get_config(self):
         config = {**super().get_config(), "modalities": [m.get_config() for m in self.modalities],
