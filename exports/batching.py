@@ -1,9 +1,11 @@
 """Server-side batching of concurrent predict requests (TF-Serving's `--enable_batching` idea).
 
-Requests for the same signature of the same version whose inputs agree beyond the batch axis wait in a queue; the
-queue runs as one call when it holds `max_batch_size` examples, or `timeout_ms` after its first request arrived,
-whichever comes first. The outputs are split back by request. A request of `max_batch_size` examples or more runs
-alone. Calls run in a small thread pool, off the event loop; with batching off every request is its own call there.
+Requests for the same signature of the same version whose inputs agree beyond the batch axis wait in a queue. The
+queue runs as one call when it holds `max_batch_size` examples, or once `timeout_ms` have passed since its first
+request arrived and one of the call threads is free, whichever comes first: while every thread is busy, a queue
+whose time is up goes on filling (it could not run sooner), which keeps batches large under load without adding
+latency. The outputs are split back by request. A request of `max_batch_size` examples or more runs alone. Calls
+run in a small thread pool, off the event loop; with batching off every request is its own call there.
 """
 
 import asyncio
@@ -16,7 +18,8 @@ import tensorflow as tf
 
 @dataclasses.dataclass(frozen=True)
 class BatchingOptions:
-    """enabled: bool. timeout_ms: float, the longest a request waits for others. max_batch_size: int."""
+    """enabled: bool. timeout_ms: float, the longest a request waits for others while a call thread is free.
+    max_batch_size: int."""
 
     enabled: bool = True
     timeout_ms: float = 2.0
@@ -28,30 +31,51 @@ class Batcher:
 
     def __init__(self, options=BatchingOptions(), threads=2):
         self.options = options
+        self.threads = threads
         self.pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="predict")
+        self.busy = 0  # calls running in the pool (changed on the event loop only)
         self.queues = {}  # key -> [(inputs, size, future)]
         self.timers = {}
+        self.due = {}  # key -> function, for queues whose time is up, waiting for a free thread
 
     async def run(self, key, function, inputs):
         """The outputs of `function` on `inputs` {name: array}; `key` names the signature (version, name)."""
         size = len(next(iter(inputs.values())))
-        loop = asyncio.get_running_loop()
         if not self.options.enabled or size >= self.options.max_batch_size:
-            return await loop.run_in_executor(self.pool, _call, function, inputs)
+            return await self._call(function, inputs)
         key = (key, tuple((k, v.shape[1:], v.dtype.str) for k, v in sorted(inputs.items())))
-        future = loop.create_future()
+        future = asyncio.get_running_loop().create_future()
         queue = self.queues.setdefault(key, [])
         queue.append((inputs, size, future))
         if sum(s for _, s, _ in queue) >= self.options.max_batch_size:
             self._flush(key, function)
-        elif len(queue) == 1:
-            self.timers[key] = loop.call_later(self.options.timeout_ms / 1000, self._flush, key, function)
+        elif len(queue) == 1 and key not in self.due:
+            self.timers[key] = asyncio.get_running_loop().call_later(
+                self.options.timeout_ms / 1000, self._time_up, key, function)
         return await future
+
+    async def _call(self, function, inputs):
+        """`function` on `inputs` in the pool; a freed thread takes the queues that are due."""
+        self.busy += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, _call, function, inputs)
+        finally:
+            self.busy -= 1
+            for key, waiting in list(self.due.items())[: self.threads - self.busy]:
+                self._flush(key, waiting)
+
+    def _time_up(self, key, function):
+        self.timers.pop(key, None)
+        if self.busy >= self.threads:
+            self.due[key] = function
+        else:
+            self._flush(key, function)
 
     def _flush(self, key, function):
         timer = self.timers.pop(key, None)
         if timer is not None:
             timer.cancel()
+        self.due.pop(key, None)
         queue = self.queues.pop(key, [])
         if not queue:
             return
@@ -61,13 +85,13 @@ class Batcher:
             total += taken[-1][1]
         if queue:  # what did not fit waits for the next call
             self.queues[key] = queue
-            self.timers[key] = asyncio.get_running_loop().call_later(0, self._flush, key, function)
+            self.timers[key] = asyncio.get_running_loop().call_later(0, self._time_up, key, function)
         asyncio.ensure_future(self._run_batch(function, taken))
 
     async def _run_batch(self, function, taken):
         inputs = {name: np.concatenate([t[0][name] for t in taken]) for name in taken[0][0]}
         try:
-            outputs = await asyncio.get_running_loop().run_in_executor(self.pool, _call, function, inputs)
+            outputs = await self._call(function, inputs)
         except Exception as error:
             if len(taken) == 1:
                 if not taken[0][2].done():

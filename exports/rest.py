@@ -11,8 +11,9 @@ server goes on.
 """
 
 import asyncio
-import json
 import re
+
+import orjson
 
 import tensorflow as tf
 from google.protobuf import json_format
@@ -109,6 +110,6 @@ def rest_app(servables, batcher, max_body_bytes=64 << 20, request_timeout_s=30.0
             raise BadRequest(op_error_message(e)) from None
         except tf.errors.OpError as e:
             return error(500, op_error_message(e))
-        return Response(json.dumps(json_reply(outputs, columnar)), media_type="application/json")
+        return Response(orjson.dumps(json_reply(outputs, columnar)), media_type="application/json")
 
     return Starlette(routes=[Route("/v1/models/{rest:path}", models, methods=["GET", "POST"])])

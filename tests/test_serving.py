@@ -189,6 +189,8 @@ def test_a_bad_request_gets_its_error_and_the_next_good_one_succeeds(server, cas
 def test_malformed_json_oversized_slow_and_vanishing_clients(server):
     status, reply = call(server, "POST", "/v1/models/demo:predict", raw=b'{"inputs": [1, ')
     assert status == 400 and reply["error"].startswith("Malformed JSON")
+    status, reply = call(server, "POST", "/v1/models/demo:predict", raw=b"[" * 5000 + b"]" * 5000)  # too deep
+    assert status == 400 and reply["error"].startswith("Malformed JSON")
     status, reply = call(server, "POST", "/v1/models/demo:predict", raw=b"[" + b"0," * (1 << 20) + b"0]")
     assert status == 413 and "exceeds the limit of 1048576 bytes" in reply["error"]
 
@@ -231,6 +233,34 @@ def test_a_new_version_is_served_without_restart(server):
                                                                                  ("2", "AVAILABLE")]
     good = {k: v.tolist() for k, v in examples(1).items()}
     assert call(server, "POST", "/v1/models/demo/versions/2:predict", {"inputs": good})[0] == 200
+
+
+def test_a_queue_whose_time_is_up_keeps_filling_while_the_call_threads_are_busy():
+    import asyncio
+
+    from multisensory.exports.batching import Batcher, BatchingOptions
+
+    sizes = []
+
+    def slow(x):
+        time.sleep(0.2)
+        sizes.append(len(x))
+        return {"y": tf.constant(x) * 2}
+
+    async def requests():
+        batcher = Batcher(BatchingOptions(timeout_ms=1, max_batch_size=32), threads=1)
+        calls = [asyncio.ensure_future(batcher.run("k", slow, {"x": np.zeros((1, 2), "float32")}))]
+        for i in range(1, 6):  # each arrives after the last one's 1 ms window, while the first call runs
+            await asyncio.sleep(0.01)
+            calls.append(asyncio.ensure_future(batcher.run("k", slow, {"x": np.full((1, 2), i, "float32")})))
+        outputs = await asyncio.wait_for(asyncio.gather(*calls), TIMEOUT)
+        batcher.close()
+        return outputs
+
+    outputs = asyncio.run(requests())
+    assert sizes == [1, 5]
+    for i, output in enumerate(outputs):
+        np.testing.assert_array_equal(output["y"], np.full((1, 2), 2 * i))
 
 
 def test_b64_values_decode_for_string_inputs():
