@@ -51,10 +51,11 @@ def input_signature(model, masks=False):
 
 def example_request(model, batch_size=1):
     """A request `serving_default` takes: {input name: zeros of its shape}; a variable length gets the length the
-    model's raw spec pads to (a whole recording)."""
+    model's raw spec pads to (a whole recording), or one step (a sequence modality of open length, e.g. `mosei`'s
+    info without its files)."""
     inputs = {}
     for m, spec in zip(model.modalities, input_signature(model)):
-        length = dict(m.raw).get("samples") if m.raw is not None else None
+        length = (dict(m.raw).get("samples") if m.raw is not None else None) or 1
         shape = [batch_size] + [length if d is None else d for d in spec.shape[1:]]
         inputs[spec.name] = np.zeros(shape, spec.dtype.as_numpy_dtype)
     return inputs
