@@ -1,16 +1,18 @@
 """Latency and throughput of `multisensory serve` against direct SavedModel calls. Prints one JSON object.
 
-Measured in one run, same machine: a preset (`additive_fusion` on `synthetic_av`, or `--zoo ROOT --model NAME`) is
-served twice, with server-side batching on and off (each a `multisensory serve` process on 127.0.0.1), and called
+Measured in one run, same machine: a preset is served twice, with server-side batching on and off (each a `multisensory serve` process on 127.0.0.1), and called
 - directly: the SavedModel's `serving_default` in this process (`direct`);
 - over REST and gRPC by `--clients` concurrent client threads (and by one client, sequentially), at batch 1 and 32.
 Each entry gives p50/p99 latency (ms), requests/s and examples/s. Ratios:
 - `batching_throughput_ratio`: REST examples/s of the concurrent batch-1 clients, batching on over off (target >= 3);
 - `grpc_batching_throughput_ratio`: the same over gRPC;
 - `rest_p50_overhead_ms_b1`: with batching off, one client's REST batch-1 p50 minus the direct call's (target < 2).
-Clients and servers share the machine's cores, as a small deployment would.
+Clients and servers share the machine's cores, as a small deployment would. The preset is `--zoo ROOT --model NAME`,
+or a fresh, untrained one (`--fresh`): `mmlatch` (d = 100) on MOSEI's shapes (300/74/35 features, inputs of 50 steps),
+or `additive_fusion` on `synthetic_av`, a model whose call costs less than a request's HTTP and JSON handling.
 
-Usage: python benchmarks/serving.py [--clients 8] [--requests 60] [--zoo ROOT --model NAME]
+Usage: python benchmarks/serving.py [--clients 8] [--requests 60] [--fresh mmlatch|additive_fusion]
+       [--zoo ROOT --model NAME]
 """
 
 import argparse
@@ -24,6 +26,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -34,6 +37,10 @@ import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
 
 from multisensory import datasets, exports, zoo  # noqa: E402
+
+
+FRESH = {"mmlatch": ("mosei", {"units": 100}), "additive_fusion": ("synthetic_av", {})}
+STEPS = 50  # the length of inputs whose sequence axis is open
 
 
 def free_port():
@@ -66,11 +73,20 @@ def summary(latencies, seconds, batch):
             "examples_per_s": round(batch * len(latencies) / seconds, 1)}
 
 
+WARMUP = 5
+
+
 def load(send, clients, requests, batch):
-    """Latencies of `requests` calls per client, `clients` at once; the first call of each is a warm-up."""
+    """Latencies of `requests` calls per client, `clients` at once, timed after `WARMUP` calls of each (the server's
+    first calls at each batch size the load forms are slower)."""
+    started = []
+    barrier = threading.Barrier(clients, action=lambda: started.append(time.perf_counter()))
+
     def client(_):
         send_one = send()
-        send_one()
+        for _ in range(WARMUP):
+            send_one()
+        barrier.wait()
         times = []
         for _ in range(requests):
             start = time.perf_counter()
@@ -78,10 +94,9 @@ def load(send, clients, requests, batch):
             times.append(time.perf_counter() - start)
         return times
 
-    start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(clients) as pool:
         latencies = [t for times in pool.map(client, range(clients)) for t in times]
-    return summary(latencies, time.perf_counter() - start, batch)
+    return summary(latencies, time.perf_counter() - started[0], batch)
 
 
 def rest_sender(port, name, body):
@@ -110,22 +125,24 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=60, help="requests per client and condition")
-    parser.add_argument("--zoo", help="a preset root (default: a fresh additive_fusion preset)")
-    parser.add_argument("--model", default="synthetic_av-additive_fusion")
+    parser.add_argument("--fresh", choices=sorted(FRESH), default="mmlatch",
+                        help="the model of a fresh, untrained preset, when --zoo is not given")
+    parser.add_argument("--zoo", help="a preset root")
+    parser.add_argument("--model", help="the preset's name under --zoo")
     args = parser.parse_args()
 
-    scratch = tempfile.mkdtemp()
     root, name = args.zoo, args.model
     if root is None:
-        root = scratch
-        exports.publish(zoo.create("additive_fusion", datasets.info("synthetic_av")), name, root,
-                        manifest={"model": "additive_fusion"})
+        dataset, config = FRESH[args.fresh]
+        root, name = tempfile.mkdtemp(), f"{dataset}-{args.fresh}"
+        exports.publish(zoo.create(args.fresh, datasets.info(dataset), **config), name, root,
+                        manifest={"model": args.fresh})
     folder = os.path.join(root, name, str(exports.list_presets(root)[name][-1]))
     signature = tf.saved_model.load(folder).signatures["serving_default"]
     specs = signature.structured_input_signature[1]
     rng = np.random.default_rng(0)
-    inputs = {b: {k: rng.uniform(0, 1, (b,) + tuple(s.shape[1:])).astype("float32") for k, s in specs.items()}
-              for b in (1, 32)}
+    inputs = {b: {k: rng.uniform(0, 1, (b,) + tuple(d or STEPS for d in s.shape[1:])).astype("float32")
+                  for k, s in specs.items()} for b in (1, 32)}
 
     results = {"direct": {}}
     for batch, x in inputs.items():

@@ -5,7 +5,8 @@ queue runs as one call when it holds `max_batch_size` examples, or once `timeout
 request arrived and one of the call threads is free, whichever comes first: while every thread is busy, a queue
 whose time is up goes on filling (it could not run sooner), which keeps batches large under load without adding
 latency. The outputs are split back by request. A request of `max_batch_size` examples or more runs alone. Calls
-run in a small thread pool, off the event loop; with batching off every request is its own call there.
+run in a thread pool, off the event loop (one thread with batching, two without); with batching off every request is
+its own call there.
 """
 
 import asyncio
@@ -29,10 +30,12 @@ class BatchingOptions:
 class Batcher:
     """Runs `function(**inputs) -> {name: array}` calls, batching concurrent ones (see the module docstring)."""
 
-    def __init__(self, options=BatchingOptions(), threads=2):
+    def __init__(self, options=BatchingOptions(), threads=None):
+        """threads: how many calls run at once; default 1 with batching (a call uses every core through TensorFlow's
+        own threads, and the queues fill while it runs), 2 without (measured faster for single requests)."""
         self.options = options
-        self.threads = threads
-        self.pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="predict")
+        self.threads = threads or (1 if options.enabled else 2)
+        self.pool = concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="predict")
         self.busy = 0  # calls running in the pool (changed on the event loop only)
         self.queues = {}  # key -> [(inputs, size, future)]
         self.timers = {}

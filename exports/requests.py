@@ -47,12 +47,17 @@ def _decode_b64(value, name, spec):
 
 
 def to_array(value, name, spec):
-    """A batched JSON value as an array of the spec's dtype and shape."""
-    value = _decode_b64(value, name, spec)
-    dtype = object if spec.dtype == tf.string else spec.dtype.as_numpy_dtype
+    """A batched JSON value as an array of the spec's dtype and shape. Only string inputs are walked for {"b64": ...}
+    values; a numeric input is walked only when NumPy refuses it, to name a stray "b64" object."""
+    if spec.dtype == tf.string:
+        value, dtype = _decode_b64(value, name, spec), object
+    else:
+        dtype = spec.dtype.as_numpy_dtype
     try:
         array = np.asarray(value, dtype=dtype)
     except (ValueError, TypeError) as error:
+        if dtype is not object:
+            _decode_b64(value, name, spec)
         reason = ("ragged values: every example must have the same shape (pad, and send a mask where the model "
                   "takes one)" if "inhomogeneous" in str(error) or "sequence" in str(error)
                   else f"not {spec.dtype.name} values ({error})")
