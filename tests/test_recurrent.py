@@ -57,13 +57,18 @@ LAYERS = {
     "bidirectional": lambda L: keras.layers.Bidirectional(L(U, return_sequences=True), merge_mode="sum"),
     "bidirectional_last": lambda L: keras.layers.Bidirectional(L(U), merge_mode="concat"),
     "states": lambda L: L(U, return_sequences=True, return_state=True),
+    "zero_output": lambda L: L(U, return_sequences=True, zero_output_for_mask=True),
 }
 
 
-@pytest.mark.parametrize("xla", [True, False])
+@pytest.mark.parametrize("xla", [True, False, "fused"])
 @pytest.mark.parametrize("masked", [True, False])
 @pytest.mark.parametrize("case", sorted(LAYERS))
-def test_layer_matches_keras_lstm(case, masked, xla):
+def test_layer_matches_keras_lstm(case, masked, xla, monkeypatch):
+    """XLA-compiled loops, the portable loop, and the portable loop's fused kernel (for small batches, here B)."""
+    if xla == "fused":
+        monkeypatch.setattr(recurrent, "FUSED_MAX_BATCH", B)
+        xla = False
     x, mask = _padded()
     mask = mask if masked else None
     fast, stock = _twins(LAYERS[case], x, np.ones((B, T), bool) if mask is None else mask)

@@ -123,15 +123,22 @@ def lstm_scan(xw, recurrent_kernel, h0, c0):
     h, c, gates = forward(xw, recurrent_kernel, h0, c0)
 
     def grad(dh, dc):
-        dh = tf.zeros_like(h) if dh is None else dh
-        dc = tf.zeros_like(c) if dc is None else dc
-        dz, dh0, dc0 = backward(dh, dc, h, c, gates, recurrent_kernel, h0, c0)
-        h_prev = tf.concat([h0[None], h[:-1]], axis=0)
-        units = recurrent_kernel.shape[0]
-        d_recurrent = tf.matmul(tf.reshape(h_prev, (-1, units)), tf.reshape(dz, (-1, 4 * units)), transpose_a=True)
-        return dz, d_recurrent, dh0, dc0
+        dz, dh0, dc0 = backward(*_defined(dh, dc, h, c), h, c, gates, recurrent_kernel, h0, c0)
+        return dz, _recurrent_gradient(dz, h, h0), dh0, dc0
 
     return (h, c), grad
+
+
+def _defined(dh, dc, h, c):
+    """The gradients of h and c, zeros for one that is None (nothing downstream reads it)."""
+    return tf.zeros_like(h) if dh is None else dh, tf.zeros_like(c) if dc is None else dc
+
+
+def _recurrent_gradient(dz, h, h0):
+    """The gradient of R: sum over steps of h_{t-1}^T dz_t, one matmul."""
+    units = h.shape[-1]
+    h_prev = tf.concat([h0[None], h[:-1]], axis=0)
+    return tf.matmul(tf.reshape(h_prev, (-1, units)), tf.reshape(dz, (-1, 4 * units)), transpose_a=True)
 
 
 @tf.custom_gradient
@@ -168,6 +175,43 @@ def _carried(states, mask):
     return carried * tf.cast(seen > 0, states.dtype)[..., None]
 
 
+def _projected_scan(x, kernel, recurrent_kernel, bias, h0, c0):
+    """(h, c) of every step of time-major x (T, B, D): the projection x K + b as one matmul, then `lstm_scan`."""
+    shape = tf.shape(x)
+    xw = tf.reshape(tf.matmul(tf.reshape(x, (-1, x.shape[-1])), kernel) + bias,
+                    tf.concat([shape[:2], tf.shape(kernel)[1:]], 0))
+    return lstm_scan(xw, recurrent_kernel, h0, c0)
+
+
+FUSED_MAX_BATCH = 4  # the largest batch the portable loop runs as `_fused_scan` (measured: docs/performance.md)
+
+
+@tf.custom_gradient
+def _fused_scan(x, kernel, recurrent_kernel, bias, h0, c0, steps):
+    """`_projected_scan`'s (h, c) from `tf.raw_ops.BlockLSTMV2`, one CPU kernel for the whole sequence (gate order i,
+    f, c, o, as Keras'; no peepholes, no clipping). Its step matmul [x_t, h] [K; R] runs in Eigen: faster than the
+    loop at batch 1, slower from a few rows on. It runs `steps` steps (a compacted batch's longest row); h and c are
+    zero after them and the later steps of shorter rows are never read. The gradient is `lstm_scan`'s backward
+    recursion on the kernel's gates (the op's registered gradient disagrees with the LSTM's in TensorFlow 2.21)."""
+    x, kernel, recurrent_kernel, bias, h0, c0 = (tf.stop_gradient(v) for v in (x, kernel, recurrent_kernel, bias,
+                                                                              h0, c0))
+    no_peephole = tf.zeros(tf.shape(recurrent_kernel)[:1], x.dtype)
+    i, c, f, o, g, _, h = tf.raw_ops.BlockLSTMV2(
+        seq_len_max=tf.cast(steps, tf.int64), x=x, cs_prev=c0, h_prev=h0, w=tf.concat([kernel, recurrent_kernel], 0),
+        wci=no_peephole, wcf=no_peephole, wco=no_peephole, b=bias, cell_clip=-1.0, use_peephole=False)
+
+    def grad(dh, dc):
+        live = (tf.range(tf.shape(x)[0]) < steps)[:, None, None]  # the kernel leaves the gates after `steps` unset
+        gates = tf.where(live, tf.concat([i, f, g, o], axis=-1), 0.0)
+        dz, dh0, dc0 = _backward(*_defined(dh, dc, h, c), h, c, gates, recurrent_kernel, h0, c0)
+        flat_x, flat_dz = tf.reshape(x, (-1, x.shape[-1])), tf.reshape(dz, (-1, dz.shape[-1]))
+        dx = tf.reshape(tf.matmul(flat_dz, kernel, transpose_b=True), tf.shape(x))
+        return (dx, tf.matmul(flat_x, flat_dz, transpose_a=True), _recurrent_gradient(dz, h, h0),
+                tf.reduce_sum(flat_dz, 0), dh0, dc0, None)
+
+    return (h, c), grad
+
+
 def lstm_sequences(x, mask, kernel, recurrent_kernel, bias, h0, c0, go_backwards=False, carry_outputs=True,
                    cell_states=False):
     """An LSTM over x (B, T, D) that skips the steps where `mask` (B, T, or None) is False.
@@ -187,14 +231,17 @@ def lstm_sequences(x, mask, kernel, recurrent_kernel, bias, h0, c0, go_backwards
     kernel, recurrent_kernel, bias = (tf.convert_to_tensor(w) for w in (kernel, recurrent_kernel, bias))
     static = x.shape[:2] + recurrent_kernel.shape[:1]
     if mask is None:
-        x = tf.transpose(x, (1, 0, 2))
+        x, count = tf.transpose(x, (1, 0, 2)), None
     else:
         to_time, to_batch, count = step_order(mask)
         x = _permute(x, to_time, to_batch)
-    shape = tf.shape(x)
-    xw = tf.reshape(tf.matmul(tf.reshape(x, (-1, x.shape[-1])), kernel) + bias,
-                    tf.concat([shape[:2], tf.shape(kernel)[1:]], 0))
-    h, c = lstm_scan(xw, recurrent_kernel, h0, c0)
+    arguments = (x, kernel, recurrent_kernel, bias, h0, c0)
+    if _XLA[-1] or x.dtype != tf.float32:
+        h, c = _projected_scan(*arguments)
+    else:  # the portable loop: one fused kernel for small batches
+        steps = tf.shape(x)[0] if count is None else tf.reduce_max(count)
+        h, c = tf.cond(tf.shape(x)[1] <= FUSED_MAX_BATCH, lambda: _fused_scan(*arguments, steps),
+                       lambda: _projected_scan(*arguments))
     if mask is None:
         outputs, cells, state = tf.transpose(h, (1, 0, 2)), tf.transpose(c, (1, 0, 2)), (h[-1], c[-1])
     else:
