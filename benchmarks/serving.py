@@ -102,6 +102,8 @@ def load(send, clients, requests, batch):
 def rest_sender(port, name, body):
     def make():
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        connection.connect()  # no Nagle delay between the headers and the body, as urllib3 (requests) sets
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def send():
             connection.request("POST", f"/v1/models/{name}:predict", body=body,

@@ -12,7 +12,9 @@ mask is False is skipped: the state is carried across it), and differs only in h
   gradient of R is one matmul over all steps, those of K and b follow from the projection's (TensorFlow's
   automatic gradient of a loop accumulates them one step at a time);
 - the forward and backward loops are each one XLA computation (`compiled_loops`), which fuses a step's small
-  element-wise ops; the large matmuls stay outside, in TensorFlow's oneDNN kernels. Exports trace without XLA.
+  element-wise ops; the large matmuls stay outside, in TensorFlow's oneDNN kernels. Exports trace without XLA
+  (the portable loop), and there batches of up to `FUSED_MAX_BATCH` rows run as one `BlockLSTMV2` kernel, decided
+  per call (`tf.cond` on the batch size): faster at batch 1, slower at larger batches than the portable loop.
 Input dropout (one mask per sequence, as the stock layer) is applied before the projection. Recurrent dropout,
 other activations and `unroll` fall back to the stock loop. `stock_formulation()` builds stock layers instead, for
 the benchmarks and the equivalence tests (`tests/test_recurrent.py`); `docs/performance.md` has the measurements.
