@@ -81,6 +81,27 @@ def test_layer_matches_keras_lstm(case, masked, xla, monkeypatch):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def test_the_portable_loop_differentiates_in_a_graph_both_ways():
+    """In a traced function the portable loop holds both formulations behind a `tf.cond` on the batch size."""
+    x, mask = _padded()
+    fast, stock = _twins(LAYERS["sequences"], x, mask)
+
+    def gradients(layer, x, mask):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(tf.sin(1.3 * layer(x, mask=mask)))
+        return tape.gradient(loss, [x] + layer.trainable_weights)
+
+    assert recurrent.FUSED_MAX_BATCH < B
+    with recurrent.compiled_loops(False):
+        traced = tf.function(lambda x, mask: gradients(fast, x, mask))
+        for rows in (recurrent.FUSED_MAX_BATCH, B):  # the fused kernel, then the loop
+            got = traced(tf.constant(x[:rows]), tf.constant(mask[:rows]))
+            expected = gradients(stock, tf.constant(x[:rows]), mask[:rows])
+            for a, b in zip(got, expected):
+                np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 def test_dropout_uses_one_mask_per_sequence_as_the_stock_layer():
     x = np.ones((2, T, D), "float32")
     layer = recurrent.LSTM(U, dropout=0.5, return_sequences=True, seed=3)
