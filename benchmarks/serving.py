@@ -1,6 +1,7 @@
 """Latency and throughput of `multisensory serve` against direct SavedModel calls. Prints one JSON object.
 
-Measured in one run, same machine: a preset is served twice, with server-side batching on and off (each a `multisensory serve` process on 127.0.0.1), and called
+Measured in one run, same machine: a preset is served twice, with server-side batching on and off (each a
+`multisensory serve` process on 127.0.0.1), and called
 - directly: the SavedModel's `serving_default` in this process (`direct`);
 - over REST and gRPC by `--clients` concurrent client threads (and by one client, sequentially), at batch 1 and 32.
 Each entry gives p50/p99 latency (ms), requests/s and examples/s. Ratios:
@@ -41,6 +42,7 @@ from multisensory import datasets, exports, zoo  # noqa: E402
 
 FRESH = {"mmlatch": ("mosei", {"units": 100}), "additive_fusion": ("synthetic_av", {})}
 STEPS = 50  # the length of inputs whose sequence axis is open
+WARMUP = 5  # untimed requests per client before each load
 
 
 def free_port():
@@ -71,9 +73,6 @@ def summary(latencies, seconds, batch):
             "p99_ms": round(float(np.percentile(latencies, 99)), 3),
             "requests_per_s": round(len(latencies) / seconds, 1),
             "examples_per_s": round(batch * len(latencies) / seconds, 1)}
-
-
-WARMUP = 5
 
 
 def load(send, clients, requests, batch):

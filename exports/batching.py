@@ -32,7 +32,7 @@ class Batcher:
 
     def __init__(self, options=BatchingOptions(), threads=None):
         """threads: how many calls run at once; default 1 with batching (a call uses every core through TensorFlow's
-        own threads, and the queues fill while it runs), 2 without (measured faster for single requests)."""
+        own threads, and the queues fill while it runs), 2 without (measured faster for concurrent single requests)."""
         self.options = options
         self.threads = threads or (1 if options.enabled else 2)
         self.pool = concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="predict")
@@ -45,7 +45,7 @@ class Batcher:
         """The outputs of `function` on `inputs` {name: array}; `key` names the signature (version, name)."""
         size = len(next(iter(inputs.values())))
         if not self.options.enabled or size >= self.options.max_batch_size:
-            return await self._call(function, inputs)
+            return await self._execute(function, inputs)
         key = (key, tuple((k, v.shape[1:], v.dtype.str) for k, v in sorted(inputs.items())))
         future = asyncio.get_running_loop().create_future()
         queue = self.queues.setdefault(key, [])
@@ -57,7 +57,7 @@ class Batcher:
                 self.options.timeout_ms / 1000, self._time_up, key, function)
         return await future
 
-    async def _call(self, function, inputs):
+    async def _execute(self, function, inputs):
         """`function` on `inputs` in the pool; a freed thread takes the queues that are due."""
         self.busy += 1
         try:
@@ -94,7 +94,7 @@ class Batcher:
     async def _run_batch(self, function, taken):
         inputs = {name: np.concatenate([t[0][name] for t in taken]) for name in taken[0][0]}
         try:
-            outputs = await self._call(function, inputs)
+            outputs = await self._execute(function, inputs)
         except Exception as error:
             if len(taken) == 1:
                 if not taken[0][2].done():

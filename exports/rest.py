@@ -14,7 +14,6 @@ import asyncio
 import re
 
 import orjson
-
 import tensorflow as tf
 from google.protobuf import json_format
 from starlette.applications import Starlette
