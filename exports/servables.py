@@ -8,7 +8,8 @@
 `poll()` loads version folders that appeared since the last poll (TF-Serving's file-system polling; the server
 calls it every `--poll-seconds`) and forgets those that disappeared. A version folder holding a `manifest.json` is a
 preset and is loaded only after every file passes its SHA-256 (`presets.verify_folder`); one that fails stays listed
-with state `END` and the reason, and is not served.
+with state `END` and the reason, and is not served. A loaded version replays its warmup records before it is served,
+as TF-Serving's, so that the first requests do not pay for the functions' first run.
 """
 
 import dataclasses
@@ -18,7 +19,7 @@ import threading
 import tensorflow as tf
 
 from .presets import MANIFEST, PresetError, verify_folder
-from .serving import version_numbers
+from .serving import WARMUP_FILE, version_numbers
 
 
 UNKNOWN, DATA_LOSS = 2, 15  # tensorflow.error.Code
@@ -82,6 +83,27 @@ def _signature_defs(path):
     return dict(saved.meta_graphs[0].signature_def)
 
 
+def _warm_up(path, signatures, limit=1000):
+    """Replays a version's warmup records (`assets.extra/tf_serving_warmup_requests`, `PredictionLog`s), as TF-Serving
+    does before it reports a version AVAILABLE (at most its 1000); a request that fails fails the load."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    file = os.path.join(path, WARMUP_FILE)
+    if not tf.io.gfile.exists(file):
+        return
+    for i, record in enumerate(tf.data.TFRecordDataset(file).take(limit)):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        if log.WhichOneof("log_type") != "predict_log":
+            continue
+        request = log.predict_log.request
+        name = request.model_spec.signature_name or "serving_default"
+        try:
+            signatures[name](**{k: tf.make_ndarray(v) for k, v in request.inputs.items()})
+        except (KeyError, TypeError, ValueError, tf.errors.OpError) as error:
+            raise ValueError(f"warmup request {i} ({WARMUP_FILE}) failed: {type(error).__name__}: "
+                             f"{str(error).splitlines()[0] if str(error) else ''}") from None
+
+
 def load_version(number, path):
     """A `Version` of a folder: a preset's checksums are checked first; any failure gives state END."""
     try:
@@ -89,6 +111,7 @@ def load_version(number, path):
             verify_folder(path, f"Version {number}")
         module = tf.saved_model.load(path)
         signatures = dict(module.signatures)
+        _warm_up(path, signatures)
         return Version(number, path, "AVAILABLE", signatures=signatures, module=module,
                        signature_defs={k: v for k, v in _signature_defs(path).items() if k in signatures})
     except (PresetError, OSError, ValueError, tf.errors.OpError) as error:

@@ -8,6 +8,7 @@ unchanged against TF-Serving (`tensorflow/serving` on the same folder).
 
 import asyncio
 import dataclasses
+import gc
 import sys
 
 import grpc
@@ -40,11 +41,20 @@ def _report(changes):
         print(f"model {name} version {number}: {state}", flush=True)
 
 
+def _loaded(changes):
+    """Reports what a poll changed. After a change, every object alive (TensorFlow's, the models') leaves the garbage
+    collector's generations (`gc.freeze`): a full collection over them took about 100 ms, with every request
+    waiting (the REST p99 of 8 concurrent clients: 115 ms before, 15-22 ms after)."""
+    _report(changes)
+    if changes:
+        gc.freeze()
+
+
 async def serve(source, options=ServerOptions()):
     """Serves `source` (see `multisensory.exports.servables`) until interrupted."""
     loop = asyncio.get_running_loop()
     servables = Servables(source)
-    _report(await loop.run_in_executor(None, servables.poll))
+    _loaded(await loop.run_in_executor(None, servables.poll))
     batcher = Batcher(options.batching)
     app = rest_app(servables, batcher, options.max_body_bytes, options.request_timeout_s)
     rest = uvicorn.Server(uvicorn.Config(app, host=options.host, port=options.port, log_level="warning",
@@ -63,7 +73,7 @@ async def serve(source, options=ServerOptions()):
         while True:
             await asyncio.sleep(options.poll_seconds)
             try:
-                _report(await loop.run_in_executor(None, servables.poll))
+                _loaded(await loop.run_in_executor(None, servables.poll))
             except OSError as error:  # a source gone for a moment: keep serving what is loaded
                 print(f"polling '{source}' failed: {error}", file=sys.stderr, flush=True)
 

@@ -235,6 +235,21 @@ def test_a_new_version_is_served_without_restart(server):
     assert call(server, "POST", "/v1/models/demo/versions/2:predict", {"inputs": good})[0] == 200
 
 
+def test_a_version_replays_its_warmup_records_and_one_that_fails_is_not_served(tmp_path):
+    from multisensory.exports import serving
+    from multisensory.exports.servables import load_version
+
+    model = zoo.create("additive_fusion", datasets.info("synthetic_av"), width=8)
+    path = exports.export_saved_model(model, str(tmp_path), model_name="m")
+    assert load_version(1, path).state == "AVAILABLE"
+    wrong = {"picture": np.zeros((1, 4), "float32")}  # not the signature's inputs
+    with tf.io.TFRecordWriter(os.path.join(path, exports.WARMUP_FILE)) as writer:
+        for record in serving.warmup_records("m", wrong):
+            writer.write(record)
+    version = load_version(1, path)
+    assert version.state == "END" and "warmup request 0" in version.error and "picture" in version.error
+
+
 def test_a_queue_whose_time_is_up_keeps_filling_while_the_call_threads_are_busy():
     import asyncio
 
