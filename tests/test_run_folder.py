@@ -159,6 +159,10 @@ def test_a_kill_mid_write_leaves_the_last_good_state(tmp_path, monkeypatch):
         runs.train("additive_fusion", "synthetic_av", out, epochs=3, **TINY)
     monkeypatch.setattr(atomic, "save_weights", real)
     assert checkpoints.saved_epoch(os.path.join(out, "backup")) == 1
+    # a SIGKILL skips the clean-up: leftovers of each kind of write, which the resumed run removes
+    os.makedirs(os.path.join(out, "export", "additive_fusion", ".1.tmp-0badc0de", "variables"))
+    for leftover in (".best.tmp-4b2a2185.keras", os.path.join("backup", ".state.tmp-00ff00ff.json")):
+        open(os.path.join(out, leftover), "wb").close()
     runs.train("additive_fusion", "synthetic_av", out, epochs=3, **TINY)
     assert os.path.exists(os.path.join(out, "metrics.json"))
     assert not [p for p in glob.glob(os.path.join(out, "**", ".*tmp-*"), recursive=True)]

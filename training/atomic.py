@@ -2,15 +2,19 @@
 
 Each writer writes to a temporary name in the destination's folder and renames it into place (`os.replace`, atomic
 on POSIX within one file system), so a process killed mid-write (or a full disk) leaves the previous version intact
-and at most a `.tmp-*` leftover, never a truncated file under the real name.
+and at most a `.tmp-*` leftover, never a truncated file under the real name. A writer that resumes a killed one's
+work removes such leftovers (`remove_leftovers`).
 """
 
 import contextlib
 import json
 import math
 import os
+import re
 import shutil
 import uuid
+
+LEFTOVER = re.compile(r"\..+\.tmp-[0-9a-f]{8}(\..*)?")  # `destination`'s temporary names
 
 
 @contextlib.contextmanager
@@ -33,6 +37,19 @@ def destination(path):
             shutil.rmtree(temporary, ignore_errors=True)
         elif os.path.exists(temporary):
             os.remove(temporary)
+
+
+def remove_leftovers(folder, recursive=False):
+    """Removes the temporary files and folders of `destination` that writers killed mid-write left in `folder` (and
+    its subfolders, with `recursive`). Only for a folder this process holds (e.g. under its run's lock): a live
+    writer's temporary name looks the same."""
+    if not os.path.isdir(folder):
+        return
+    for entry in os.scandir(folder):
+        if LEFTOVER.fullmatch(entry.name):
+            shutil.rmtree(entry.path, ignore_errors=True) if entry.is_dir() else os.remove(entry.path)
+        elif recursive and entry.is_dir(follow_symlinks=False):
+            remove_leftovers(entry.path, recursive=True)
 
 
 def strict(value):

@@ -115,6 +115,11 @@ def _fit(net, dataset, out, settings, data_dir, worker, callbacks, export, log_e
         run_folder.record(out, settings)
     backup = os.path.join(out, "backup") if settings["strategy"] != "multiworker" else os.path.join(
         out, "backup", f"worker-{worker}")
+    # what a killed run was writing: each worker owns its backup, the chief the run's own files and exports
+    atomic.remove_leftovers(backup, recursive=True)
+    if worker == 0:
+        atomic.remove_leftovers(out)
+        atomic.remove_leftovers(os.path.join(out, "export"), recursive=True)
     # Each pass over a shuffled split draws its order and training noise from the seed's streams, in turn, and Keras'
     # fit starts KERAS_PASSES_PER_EPOCH passes per epoch over a split of known size (one it reads, one it discards):
     # starting the passes of the epochs a backup holds gives a resumed run the order and noise of an uninterrupted
