@@ -112,7 +112,8 @@ def export_saved_model(model, base_dir, model_name=None, version=None, warmup=No
     if os.path.exists(path):
         raise FileExistsError(f"Export version '{path}' exists already; pick another version.")
     archive = keras.export.ExportArchive()  # tracks the variables the endpoints use: training-only parts stay out
-    with recurrent.compiled_loops(xla):  # both the endpoints and `write_out` trace the model
+    # both the endpoints and `write_out` trace the model; the export keeps each LSTM's [K; R] for the fused kernel
+    with recurrent.compiled_loops(xla), recurrent.stacked_weights():
         for signature, specs, function in _endpoints(model):
             archive.add_endpoint(signature, function, input_signature=specs)
         os.makedirs(model_dir, exist_ok=True)

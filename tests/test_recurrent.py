@@ -194,6 +194,27 @@ def test_exports_are_portable_unless_asked_for_xla(tmp_path):
         np.testing.assert_allclose(served["probabilities"], keras.ops.softmax(model.predict(x, verbose=0)), atol=1e-5)
 
 
+def test_each_export_holds_the_stacked_weights_of_its_time(tmp_path):
+    """The fused kernel reads [K; R] from a copy the export makes: a later export after training has the new weights,
+    the earlier one keeps its own, and both answer as the model did when exported."""
+    from multisensory import exports
+
+    model = zoo.create("ef_lstm", TWO_SEQUENCES, units=4, embed=4)
+    x, _ = two_sequences(recurrent.FUSED_MAX_BATCH)  # a batch the fused kernel runs
+    before = model.predict(x, verbose=0)
+    first = exports.export_saved_model(model, str(tmp_path), model_name="m")
+    model.set_weights([w * 1.5 for w in model.get_weights()])
+    after = model.predict(x, verbose=0)
+    second = exports.export_saved_model(model, str(tmp_path), model_name="m")
+    assert np.abs(after - before).max() > 1e-2
+    for path, expected in ((first, before), (second, after)):
+        loaded = tf.saved_model.load(path)
+        serve = loaded.signatures["serving_default"]
+        assert len([v for v in serve.variables if v.name.endswith("_stacked:0")]) == 1  # ef_lstm's one LSTM
+        served = serve(**{k: tf.constant(v) for k, v in x.items()})
+        np.testing.assert_allclose(served["logits"], expected, atol=1e-5)
+
+
 def test_compiled_predict_matches_the_call_and_still_refuses_nan():
     model = zoo.create("mfn", TWO_SEQUENCES, units=8, memory=8, attention_hidden=8)
     assert model.jit_predict

@@ -107,6 +107,36 @@ def compiled_loops(enabled):
         _XLA.pop()
 
 
+_STACKED = [None]
+
+
+@contextlib.contextmanager
+def stacked_weights():
+    """Within this context (an export's tracing), the fused kernel of the portable loop reads each LSTM's [K; R]
+    from a non-trainable variable made when it is first traced, a copy of K and R as they are then, rather than
+    concatenating K and R on every call. The copy is the export's: weights changed after the export are not in it.
+    """
+    _STACKED.append({})
+    try:
+        yield
+    finally:
+        _STACKED.pop()
+
+
+def _stacked(kernel, recurrent_kernel):
+    """[K; R] of an LSTM's weight variables: `stacked_weights()`' copy when that context is active, else None."""
+    copies = _STACKED[-1]
+    if copies is None or not all(isinstance(w, keras.Variable) for w in (kernel, recurrent_kernel)):
+        return None
+    key = (id(kernel), id(recurrent_kernel))
+    if key not in copies:
+        with tf.init_scope():
+            copies[key] = (kernel, recurrent_kernel, tf.Variable(
+                tf.concat([tf.convert_to_tensor(kernel), tf.convert_to_tensor(recurrent_kernel)], 0),
+                trainable=False, name=kernel.path.replace("/", "_") + "_stacked"))
+    return copies[key][2]
+
+
 @tf.custom_gradient
 def lstm_scan(xw, recurrent_kernel, h0, c0):
     """The LSTM recursion over time-major projected inputs, with its backward pass.
@@ -189,17 +219,18 @@ FUSED_MAX_BATCH = 4  # the largest batch the portable loop runs as `_fused_scan`
 
 
 @tf.custom_gradient
-def _fused_scan(x, kernel, recurrent_kernel, bias, h0, c0, steps):
+def _fused_scan(x, kernel, recurrent_kernel, bias, h0, c0, steps, stacked):
     """`_projected_scan`'s (h, c) from `tf.raw_ops.BlockLSTMV2`, one CPU kernel for the whole sequence (gate order i,
-    f, c, o, as Keras'; no peepholes, no clipping). Its step matmul [x_t, h] [K; R] runs in Eigen: faster than the
-    loop at batch 1, slower from a few rows on. It runs `steps` steps (a compacted batch's longest row); h and c are
-    zero after them and the later steps of shorter rows are never read. The gradient is `lstm_scan`'s backward
-    recursion on the kernel's gates (the op's registered gradient disagrees with the LSTM's in TensorFlow 2.21)."""
+    f, c, o, as Keras'; no peepholes, no clipping). Its step matmul [x_t, h] [K; R] (`stacked`) runs in Eigen:
+    faster than the loop at batch 1, slower from a few rows on. It runs `steps` steps (a compacted batch's longest
+    row); h and c are zero after them and the later steps of shorter rows are never read. The gradient is
+    `lstm_scan`'s backward recursion on the kernel's gates (the op's registered gradient disagrees with the LSTM's in
+    TensorFlow 2.21)."""
     x, kernel, recurrent_kernel, bias, h0, c0 = (tf.stop_gradient(v) for v in (x, kernel, recurrent_kernel, bias,
                                                                               h0, c0))
     no_peephole = tf.zeros(tf.shape(recurrent_kernel)[:1], x.dtype)
     i, c, f, o, g, _, h = tf.raw_ops.BlockLSTMV2(
-        seq_len_max=tf.cast(steps, tf.int64), x=x, cs_prev=c0, h_prev=h0, w=tf.concat([kernel, recurrent_kernel], 0),
+        seq_len_max=tf.cast(steps, tf.int64), x=x, cs_prev=c0, h_prev=h0, w=stacked,
         wci=no_peephole, wcf=no_peephole, wco=no_peephole, b=bias, cell_clip=-1.0, use_peephole=False)
 
     def grad(dh, dc):
@@ -209,7 +240,7 @@ def _fused_scan(x, kernel, recurrent_kernel, bias, h0, c0, steps):
         flat_x, flat_dz = tf.reshape(x, (-1, x.shape[-1])), tf.reshape(dz, (-1, dz.shape[-1]))
         dx = tf.reshape(tf.matmul(flat_dz, kernel, transpose_b=True), tf.shape(x))
         return (dx, tf.matmul(flat_x, flat_dz, transpose_a=True), _recurrent_gradient(dz, h, h0),
-                tf.reduce_sum(flat_dz, 0), dh0, dc0, None)
+                tf.reduce_sum(flat_dz, 0), dh0, dc0, None, None)
 
     return (h, c), grad
 
@@ -230,6 +261,7 @@ def lstm_sequences(x, mask, kernel, recurrent_kernel, bias, h0, c0, go_backwards
     if go_backwards:
         x = tf.reverse(x, [1])
         mask = None if mask is None else tf.reverse(mask, [1])
+    stacked = None if _XLA[-1] or x.dtype != tf.float32 else _stacked(kernel, recurrent_kernel)
     kernel, recurrent_kernel, bias = (tf.convert_to_tensor(w) for w in (kernel, recurrent_kernel, bias))
     static = x.shape[:2] + recurrent_kernel.shape[:1]
     if mask is None:
@@ -242,8 +274,12 @@ def lstm_sequences(x, mask, kernel, recurrent_kernel, bias, h0, c0, go_backwards
         h, c = _projected_scan(*arguments)
     else:  # the portable loop: one fused kernel for small batches
         steps = tf.shape(x)[0] if count is None else tf.reduce_max(count)
-        h, c = tf.cond(tf.shape(x)[1] <= FUSED_MAX_BATCH, lambda: _fused_scan(*arguments, steps),
-                       lambda: _projected_scan(*arguments))
+
+        def fused():
+            w = tf.concat([kernel, recurrent_kernel], 0) if stacked is None else stacked
+            return _fused_scan(*arguments, steps, w)
+
+        h, c = tf.cond(tf.shape(x)[1] <= FUSED_MAX_BATCH, fused, lambda: _projected_scan(*arguments))
     if mask is None:
         outputs, cells, state = tf.transpose(h, (1, 0, 2)), tf.transpose(c, (1, 0, 2)), (h[-1], c[-1])
     else:
