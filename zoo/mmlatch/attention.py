@@ -62,11 +62,15 @@ class SymmetricAttention(layers.Layer):
     def __init__(self, units, **kwargs):
         super().__init__(**kwargs)
         self.units = units
+        self.supports_masking = True  # masks are passed explicitly; the output carries none (`compute_mask`)
         self.k_to_l = CrossModalAttention(units, name="k_to_l")  # a_kl: Q_k, K_l, V_l
         self.l_to_k = CrossModalAttention(units, name="l_to_k")  # a_lk: Q_l, K_k, V_k
 
     def call(self, r_k, r_l, mask_k, mask_l):
         return self.k_to_l(r_k, r_l, mask_l) + self.l_to_k(r_l, r_k, mask_k)
+
+    def compute_mask(self, *args, **kwargs):
+        return None
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
