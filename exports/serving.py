@@ -15,7 +15,10 @@ signatures, each taking one tensor per modality named after it, with a free batc
 
 `assets.extra/tf_serving_warmup_requests` holds one `PredictionLog` of a real `serving_default` request (written
 with the `tensorflow-serving-api` protos), which TF-Serving replays before it reports the version ready.
-NaN and infinite inputs are refused by every signature with an error naming the modality.
+NaN and infinite inputs are refused by every signature with an error naming the modality. The export serves: it
+holds no custom gradient functions (`experimental_custom_gradients=False`: the recurrent models' hand-written
+backward passes would more than double the time to save and to load it), so a loaded recurrent model cannot be
+differentiated; the `.keras` file is the model to differentiate or train further.
 """
 
 import os
@@ -113,12 +116,13 @@ def export_saved_model(model, base_dir, model_name=None, version=None, warmup=No
         raise FileExistsError(f"Export version '{path}' exists already; pick another version.")
     archive = keras.export.ExportArchive()  # tracks the variables the endpoints use: training-only parts stay out
     # both the endpoints and `write_out` trace the model; the export keeps each LSTM's [K; R] for the fused kernel
-    with recurrent.compiled_loops(xla), recurrent.stacked_weights():
+    with recurrent.compiled_loops(xla), recurrent.stacked_weights(model):
         for signature, specs, function in _endpoints(model):
             archive.add_endpoint(signature, function, input_signature=specs)
         os.makedirs(model_dir, exist_ok=True)
         with atomic.destination(path) as temporary:  # TF-Serving never sees a half-written version
-            archive.write_out(temporary, verbose=False)
+            archive.write_out(temporary, options=tf.saved_model.SaveOptions(experimental_custom_gradients=False),
+                              verbose=False)
             os.makedirs(os.path.join(temporary, "assets.extra"))
             with tf.io.TFRecordWriter(os.path.join(temporary, WARMUP_FILE)) as writer:
                 for record in warmup_records(model_name, warmup or example_request(model)):
@@ -128,9 +132,10 @@ def export_saved_model(model, base_dir, model_name=None, version=None, warmup=No
 
 def _endpoints(model):
     """(signature name, input specs, function) of each signature of the module docstring. The model is traced once
-    per input signature (`_traced`); the signatures pick their outputs from that trace."""
-    plain = _traced(model, input_signature(model))
-    outputs = plain.get_concrete_function().structured_outputs
+    per input signature (`_traced`); the signatures pick their outputs from that trace (a concrete function: a
+    `tf.function` called inside another function's graph would be traced again)."""
+    plain = _traced(model, input_signature(model)).get_concrete_function()
+    outputs = plain.structured_outputs
 
     def pick(traced, key):
         return lambda *tensors: traced(*tensors)[key]
@@ -138,7 +143,8 @@ def _endpoints(model):
     endpoints = [("serving_default", input_signature(model), pick(plain, "prediction"))]
     if any(masked for _, masked in map(serving_spec, model.modalities)):
         specs = input_signature(model, masks=True)
-        endpoints.append(("serving_masked", specs, pick(_traced(model, specs), "prediction")))
+        masked = _traced(model, specs).get_concrete_function()
+        endpoints.append(("serving_masked", specs, pick(masked, "prediction")))
     endpoints.append(("embed", input_signature(model), pick(plain, "embed")))
     if "masks" in outputs:
         endpoints.append(("masks", input_signature(model), pick(plain, "masks")))

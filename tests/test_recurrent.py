@@ -223,3 +223,21 @@ def test_compiled_predict_matches_the_call_and_still_refuses_nan():
     x["words"][0, 5, 0] = np.nan
     with pytest.raises(tf.errors.InvalidArgumentError, match="Modality 'words': the input holds NaN"):
         model.predict(x, verbose=0)
+
+
+def test_an_export_traces_a_recurrent_model_once(tmp_path, monkeypatch):
+    """The exports' copies of [K; R] exist before the serving function is traced (a `tf.function` that creates
+    variables while tracing is traced a second time): one trace for the plain inputs, none for the gradients."""
+    from multisensory import exports
+
+    model = zoo.create("mfn", TWO_SEQUENCES, units=4, memory=4, attention_hidden=4)  # LSTM cells outside FastLSTM
+    traces = []
+    monkeypatch.setattr(model, "preprocess", lambda raw: traces.append(1) or raw)
+    path = exports.export_saved_model(model, str(tmp_path), model_name="m")
+    assert len(traces) == 1
+    loaded = tf.saved_model.load(path)
+    serve = loaded.signatures["serving_default"]
+    assert len([v for v in serve.variables if v.name.endswith("_stacked:0")]) == len(TWO_SEQUENCES.modalities)
+    x, _ = two_sequences(2)
+    np.testing.assert_allclose(serve(**{k: tf.constant(v) for k, v in x.items()})["logits"],
+                               model.predict(x, verbose=0), atol=1e-5)

@@ -111,12 +111,20 @@ _STACKED = [None]
 
 
 @contextlib.contextmanager
-def stacked_weights():
+def stacked_weights(model):
     """Within this context (an export's tracing), the fused kernel of the portable loop reads each LSTM's [K; R]
-    from a non-trainable variable made when it is first traced, a copy of K and R as they are then, rather than
-    concatenating K and R on every call. The copy is the export's: weights changed after the export are not in it.
+    from a non-trainable variable, a copy of K and R as they are on entering, rather than concatenating K and R on
+    every call. The copies are made here, one per `keras.layers.LSTMCell` of `model` (`FastLSTM`'s cell, MFN's
+    views), before anything is traced: a `tf.function` that creates variables while tracing is traced twice. The
+    copy is the export's: weights changed after the export are not in it.
     """
-    _STACKED.append({})
+    copies = {}
+    for cell in model._flatten_layers():
+        if isinstance(cell, keras.layers.LSTMCell) and cell.built:
+            stacked = tf.Variable(tf.concat([cell.kernel.value, cell.recurrent_kernel.value], 0), trainable=False,
+                                  name=cell.kernel.path.replace("/", "_") + "_stacked")
+            copies[id(cell.kernel), id(cell.recurrent_kernel)] = (cell.kernel, cell.recurrent_kernel, stacked)
+    _STACKED.append(copies)
     try:
         yield
     finally:
@@ -124,17 +132,10 @@ def stacked_weights():
 
 
 def _stacked(kernel, recurrent_kernel):
-    """[K; R] of an LSTM's weight variables: `stacked_weights()`' copy when that context is active, else None."""
-    copies = _STACKED[-1]
-    if copies is None or not all(isinstance(w, keras.Variable) for w in (kernel, recurrent_kernel)):
-        return None
-    key = (id(kernel), id(recurrent_kernel))
-    if key not in copies:
-        with tf.init_scope():
-            copies[key] = (kernel, recurrent_kernel, tf.Variable(
-                tf.concat([tf.convert_to_tensor(kernel), tf.convert_to_tensor(recurrent_kernel)], 0),
-                trainable=False, name=kernel.path.replace("/", "_") + "_stacked"))
-    return copies[key][2]
+    """[K; R] of an LSTM's weight variables: the copy `stacked_weights(model)` made, when that context is active and
+    the weights are one of the model's LSTM cells', else None."""
+    copy = (_STACKED[-1] or {}).get((id(kernel), id(recurrent_kernel)))
+    return None if copy is None else copy[2]
 
 
 @tf.custom_gradient
