@@ -160,8 +160,8 @@ def test_a_kill_mid_write_leaves_the_last_good_state(tmp_path, monkeypatch):
     monkeypatch.setattr(atomic, "save_weights", real)
     assert checkpoints.saved_epoch(os.path.join(out, "backup")) == 1
     # a SIGKILL skips the clean-up: leftovers of each kind of write, which the resumed run removes
-    os.makedirs(os.path.join(out, "export", "additive_fusion", ".1.tmp-0badc0de", "variables"))
-    for leftover in (".best.tmp-4b2a2185.keras", os.path.join("backup", ".state.tmp-00ff00ff.json")):
+    os.makedirs(os.path.join(out, "export", "additive_fusion", atomic.temporary_name("1"), "variables"))
+    for leftover in (atomic.temporary_name("best.keras"), os.path.join("backup", atomic.temporary_name("state.json"))):
         open(os.path.join(out, leftover), "wb").close()
     runs.train("additive_fusion", "synthetic_av", out, epochs=3, **TINY)
     assert os.path.exists(os.path.join(out, "metrics.json"))

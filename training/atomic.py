@@ -14,7 +14,16 @@ import re
 import shutil
 import uuid
 
-LEFTOVER = re.compile(r"\..+\.tmp-[0-9a-f]{8}(\..*)?")  # `destination`'s temporary names
+
+
+def temporary_name(name):
+    """The name `destination` writes `name` under in the same folder: `.<stem>.tmp-<8 hex digits>[.<extension>]`
+    (the extension kept, for writers that check it). `LEFTOVER` matches every such name."""
+    stem, dot, extension = name.partition(".")
+    return f".{stem}.tmp-{uuid.uuid4().hex[:8]}{dot}{extension}"
+
+
+LEFTOVER = re.compile(r"\..+\.tmp-[0-9a-f]{8}(\..*)?")
 
 
 @contextlib.contextmanager
@@ -22,8 +31,7 @@ def destination(path):
     """Yields a temporary path beside `path` (same extension, for writers that check it); renames it to `path` when
     the block succeeds, removes it when it fails."""
     folder, name = os.path.split(os.path.abspath(path))
-    stem, dot, extension = name.partition(".")
-    temporary = os.path.join(folder, f".{stem}.tmp-{uuid.uuid4().hex[:8]}{dot}{extension}")
+    temporary = os.path.join(folder, temporary_name(name))
     try:
         yield temporary
         if os.path.isdir(temporary):

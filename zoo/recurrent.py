@@ -262,7 +262,8 @@ def lstm_sequences(x, mask, kernel, recurrent_kernel, bias, h0, c0, go_backwards
     if go_backwards:
         x = tf.reverse(x, [1])
         mask = None if mask is None else tf.reverse(mask, [1])
-    stacked = None if _XLA[-1] or x.dtype != tf.float32 else _stacked(kernel, recurrent_kernel)
+    fusable = not _XLA[-1] and x.dtype == tf.float32  # the portable loop, whose fused kernel is float32 only
+    stacked = _stacked(kernel, recurrent_kernel) if fusable else None
     kernel, recurrent_kernel, bias = (tf.convert_to_tensor(w) for w in (kernel, recurrent_kernel, bias))
     static = x.shape[:2] + recurrent_kernel.shape[:1]
     if mask is None:
@@ -271,9 +272,9 @@ def lstm_sequences(x, mask, kernel, recurrent_kernel, bias, h0, c0, go_backwards
         to_time, to_batch, count = step_order(mask)
         x = _permute(x, to_time, to_batch)
     arguments = (x, kernel, recurrent_kernel, bias, h0, c0)
-    if _XLA[-1] or x.dtype != tf.float32:
+    if not fusable:
         h, c = _projected_scan(*arguments)
-    else:  # the portable loop: one fused kernel for small batches
+    else:  # one fused kernel for small batches
         steps = tf.shape(x)[0] if count is None else tf.reduce_max(count)
 
         def fused():
