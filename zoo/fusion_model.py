@@ -42,6 +42,7 @@ from multisensory.datasets.dataset_info import Modality, Task
 from multisensory.datasets.raw_inputs import to_features
 from multisensory.training.losses import MultiplicativeLoss, branch_terms, class_losses
 
+from . import recurrent
 from .multiplicative_head import MultiplicativeConfig, MultiplicativeHead
 from .recipes import get_recipe
 
@@ -323,10 +324,12 @@ class FusionModel(keras.Model):
         return super().predict(x, *args, **kwargs)
 
     def build(self, input_shape=None):
-        """Creates all weights from the modality specs (a variable length is built with 4 steps)."""
+        """Creates all weights from the modality specs (a variable length is built with 4 steps) by one eager call on
+        zeros, whose LSTMs run the portable loop: XLA would compile every loop for a batch of one nobody sends."""
         dummy = {m.name: keras.ops.zeros((1,) + tuple(4 if d is None else d for d in m.shape), m.dtype)
                  for m in self.modalities}
-        outputs = self._outputs(dummy, training=False)
+        with recurrent.compiled_loops(False):
+            outputs = self._outputs(dummy, training=False)
         if self.cnetwork is not None:
             self.cnetwork.build({m: tuple(z.shape) for m, z in outputs["unimodal"].items()},
                                 tuple(outputs["fused"].shape))

@@ -36,6 +36,10 @@ class SelfAttention(layers.Layer):
         self.query, self.key, self.value = (layers.Dense(units, use_bias=False, name=n) for n in ("query", "key",
                                                                                                    "value"))
 
+    def build(self, x_shape):
+        for projection in (self.query, self.key, self.value):
+            projection.build(x_shape)
+
     def call(self, x, mask):
         return attend(self.query(x), self.key(x), self.value(x), mask)
 
@@ -46,6 +50,11 @@ class SelfAttention(layers.Layer):
 @keras.saving.register_keras_serializable(package="multisensory")
 class CrossModalAttention(SelfAttention):
     """a_kl = softmax(K_l^T Q_k / sqrt(d)) V_l + r_k; `call(r_k, r_l, mask_l)` (r_k of size `units`)."""
+
+    def build(self, r_k_shape, r_l_shape):
+        self.query.build(r_k_shape)
+        self.key.build(r_l_shape)
+        self.value.build(r_l_shape)
 
     def call(self, r_k, r_l, mask_l):
         return attend(self.query(r_k), self.key(r_l), self.value(r_l), mask_l) + r_k
@@ -65,6 +74,10 @@ class SymmetricAttention(layers.Layer):
         self.supports_masking = True  # masks are passed explicitly; the output carries none (`compute_mask`)
         self.k_to_l = CrossModalAttention(units, name="k_to_l")  # a_kl: Q_k, K_l, V_l
         self.l_to_k = CrossModalAttention(units, name="l_to_k")  # a_lk: Q_l, K_k, V_k
+
+    def build(self, r_k_shape, r_l_shape):
+        self.k_to_l.build(r_k_shape, r_l_shape)
+        self.l_to_k.build(r_l_shape, r_k_shape)
 
     def call(self, r_k, r_l, mask_k, mask_l):
         return self.k_to_l(r_k, r_l, mask_l) + self.l_to_k(r_l, r_k, mask_k)

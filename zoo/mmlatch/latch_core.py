@@ -33,6 +33,10 @@ class UnimodalEncoder(layers.Layer):
                                          merge_mode="sum")
         self.attention = SelfAttention(units, name="self_attention")
 
+    def build(self, x_shape):
+        self.lstm.build(x_shape)
+        self.attention.build(tuple(x_shape[:-1]) + (self.units,))
+
     def call(self, x, mask, training=None):
         return self.attention(self.lstm(x, mask=mask, training=training), mask)
 
@@ -62,6 +66,20 @@ class LatchCore(layers.Layer):
             self.anchor = "text" if "text" in names else names[0]
             self.anchor_attention = CrossModalAttention(units, name=f"{self.anchor}_attention")
         self.lstm = layers.Bidirectional(recurrent.LSTM(units, dropout=dropout), merge_mode="sum", name="fusion_lstm")
+
+    def build(self, sequences_shape):
+        """Builds the layers in the order `call` runs them (the order their weights are drawn in); the encoders
+        may have been built already by a call of `high_level` (MMLatch's stage I)."""
+        r = {m: tuple(sequences_shape[m][:-1]) + (self.units,) for m in self.modality_names}
+        for m in self.modality_names:
+            if not self.encoders[m].built:
+                self.encoders[m].build(sequences_shape[m])
+        for k, l in self.pairs:
+            self.symmetric[f"{k}_{l}"].build(r[k], r[l])
+        if self.anchor is not None:
+            self.anchor_attention.build(r[self.anchor], r[self.anchor])
+        parts = len(self.modality_names) + (self.anchor is not None) + len(self.pairs)
+        self.lstm.build(r[self.modality_names[0]][:-1] + (parts * self.units,))
 
     def high_level(self, sequences, masks, training=None):
         """{k: r_k}, the unimodal encoders' outputs (MMLatch's top-down state)."""

@@ -112,6 +112,19 @@ class MulTCore(layers.Layer):
         self.streams = {k: TransformerStack((len(names) - 1) * units, num_layers, heads, dropout, attention_dropout,
                                             name=f"{k}_self_attention") for k in names}
 
+    def build(self, sequences_shape):
+        """Builds the layers in the order `call` runs them (the order their weights are drawn in), those not built
+        already by a call of `high_level` (MMLatch's stage I)."""
+        names = self.modality_names
+        x = {m: tuple(sequences_shape[m][:-1]) + (self.units,) for m in names}
+        unbuilt = [(self.projections[m], sequences_shape[m]) for m in names]
+        for k in names:
+            unbuilt += [(self.cross[f"{j}_to_{k}"], x[k]) for j in names if j != k]
+            unbuilt.append((self.streams[k], x[k][:-1] + ((len(names) - 1) * self.units,)))
+        for layer, shape in unbuilt:
+            if not layer.built:
+                layer.build(shape)
+
     def high_level(self, sequences, masks, training=None):
         """{k: target k's stream after its self-attention} (batch, T_k, (M - 1) d): MMLatch's top-down state."""
         names = self.modality_names
