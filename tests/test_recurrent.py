@@ -39,14 +39,18 @@ def _twins(make, x, mask):
     return fast, stock
 
 
-def _outputs_and_gradients(layer, x, mask):
-    x = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = layer(x, mask=mask)
-        y = list(y) if isinstance(y, (list, tuple)) else [y]
-        loss = sum(tf.reduce_sum(tf.sin(1.3 * v)) for v in y)
-    return [v.numpy() for v in y], [g.numpy() for g in tape.gradient(loss, [x] + layer.trainable_weights)]
+def _outputs_and_gradients(layer, x, mask, traced=False):
+    """The layer's outputs and the gradients of a loss on them, eagerly or in a `tf.function` (`traced`)."""
+    def run(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, mask=mask)
+            y = list(y) if isinstance(y, (list, tuple)) else [y]
+            loss = sum(tf.reduce_sum(tf.sin(1.3 * v)) for v in y)
+        return y, tape.gradient(loss, [x] + layer.trainable_weights)
+
+    y, grads = (tf.function(run) if traced else run)(tf.constant(x))
+    return [v.numpy() for v in y], [g.numpy() for g in grads]
 
 
 LAYERS = {
@@ -61,11 +65,12 @@ LAYERS = {
 }
 
 
-@pytest.mark.parametrize("xla", [True, False, "fused"])
+@pytest.mark.parametrize("xla", [True, "eager", False, "fused"])
 @pytest.mark.parametrize("masked", [True, False])
 @pytest.mark.parametrize("case", sorted(LAYERS))
 def test_layer_matches_keras_lstm(case, masked, xla, monkeypatch):
-    """XLA-compiled loops, the portable loop, and the portable loop's fused kernel (for small batches, here B)."""
+    """XLA-compiled loops (in a traced function), the graph functions an eager call runs, the portable loop, and the
+    portable loop's fused kernel (for small batches, here B)."""
     if xla == "fused":
         monkeypatch.setattr(recurrent, "FUSED_MAX_BATCH", B)
         xla = False
@@ -74,11 +79,26 @@ def test_layer_matches_keras_lstm(case, masked, xla, monkeypatch):
     fast, stock = _twins(LAYERS[case], x, np.ones((B, T), bool) if mask is None else mask)
     layer = fast.forward_layer if case.startswith("bidirectional") else fast
     assert type(layer) is recurrent.FastLSTM and layer._fast()
-    with recurrent.compiled_loops(xla):
-        fast_out, fast_grads = _outputs_and_gradients(fast, x, mask)
+    with recurrent.compiled_loops(xla is not False):
+        fast_out, fast_grads = _outputs_and_gradients(fast, x, mask, traced=xla is True)
     stock_out, stock_grads = _outputs_and_gradients(stock, x, mask)
     for a, b in zip(fast_out + fast_grads, stock_out + stock_grads):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_an_eager_call_runs_graph_functions_and_compiles_nothing():
+    """An eager call is a one-off: its loops run as graph functions, XLA compiles nothing for its shapes."""
+    xla = [f.experimental_get_tracing_count() for f in (recurrent._forward_xla, recurrent._backward_xla)]
+    graph = [f.experimental_get_tracing_count() for f in (recurrent._forward_graph, recurrent._backward_graph)]
+    layer = recurrent.LSTM(3, return_sequences=True)
+    x = tf.constant(np.random.default_rng(0).normal(size=(5, 11, 2)).astype("float32"))  # shapes no other test uses
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+    tape.gradient(y, x)
+    assert [f.experimental_get_tracing_count() for f in (recurrent._forward_xla, recurrent._backward_xla)] == xla
+    assert [f.experimental_get_tracing_count() for f in (recurrent._forward_graph, recurrent._backward_graph)] == [
+        n + 1 for n in graph]
 
 
 def test_the_portable_loop_differentiates_in_a_graph_both_ways():

@@ -12,7 +12,9 @@ mask is False is skipped: the state is carried across it), and differs only in h
   gradient of R is one matmul over all steps, those of K and b follow from the projection's (TensorFlow's
   automatic gradient of a loop accumulates them one step at a time);
 - the forward and backward loops are each one XLA computation (`compiled_loops`), which fuses a step's small
-  element-wise ops; the large matmuls stay outside, in TensorFlow's oneDNN kernels. Exports trace without XLA
+  element-wise ops; the large matmuls stay outside, in TensorFlow's oneDNN kernels. An eager call runs them as
+  plain graph functions (XLA compiles for every new shape; in `fit`, `predict` and `evaluate` that pays off, in
+  a one-off eager call it does not). Exports trace without XLA
   (the portable loop), and there batches of up to `FUSED_MAX_BATCH` rows run as one `BlockLSTMV2` kernel, decided
   per call (`tf.cond` on the batch size): faster at batch 1, slower at larger batches than the portable loop.
 Input dropout (one mask per sequence, as the stock layer) is applied before the projection. Recurrent dropout,
@@ -91,6 +93,9 @@ def _backward(dh, dc, h, c, gates, recurrent_kernel, h0, c0):
 
 _forward_xla = tf.function(_forward, jit_compile=True, autograph=False)
 _backward_xla = tf.function(_backward, jit_compile=True, autograph=False)
+# an eager call is a one-off: XLA would compile its loops for each new shape (0.3-1 s each) to save milliseconds
+_forward_graph = tf.function(_forward, autograph=False)
+_backward_graph = tf.function(_backward, autograph=False)
 _XLA = [True]
 
 
@@ -152,7 +157,12 @@ def lstm_scan(xw, recurrent_kernel, h0, c0):
     """
     # the custom gradient is the only one: no tape records the loop (and none may cross the compiled function)
     xw, recurrent_kernel, h0, c0 = (tf.stop_gradient(v) for v in (xw, recurrent_kernel, h0, c0))
-    forward, backward = (_forward_xla, _backward_xla) if _XLA[-1] else (_forward, _backward)
+    if not _XLA[-1]:
+        forward, backward = _forward, _backward
+    elif tf.executing_eagerly():
+        forward, backward = _forward_graph, _backward_graph
+    else:
+        forward, backward = _forward_xla, _backward_xla
     h, c, gates = forward(xw, recurrent_kernel, h0, c0)
 
     def grad(dh, dc):
