@@ -21,6 +21,7 @@ backward passes would more than double the time to save and to load it), so a lo
 differentiated; the `.keras` file is the model to differentiate or train further.
 """
 
+import contextlib
 import os
 import re
 
@@ -115,8 +116,8 @@ def export_saved_model(model, base_dir, model_name=None, version=None, warmup=No
     if os.path.exists(path):
         raise FileExistsError(f"Export version '{path}' exists already; pick another version.")
     archive = keras.export.ExportArchive()  # tracks the variables the endpoints use: training-only parts stay out
-    # both the endpoints and `write_out` trace the model; the export keeps each LSTM's [K; R] for the fused kernel
-    with recurrent.compiled_loops(xla), recurrent.stacked_weights(model):
+    # `_endpoints` traces the model; the portable export keeps each LSTM's [K; R] for the fused kernel
+    with recurrent.compiled_loops(xla), contextlib.nullcontext() if xla else recurrent.stacked_weights(model):
         for signature, specs, function in _endpoints(model):
             archive.add_endpoint(signature, function, input_signature=specs)
         os.makedirs(model_dir, exist_ok=True)

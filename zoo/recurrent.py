@@ -121,14 +121,15 @@ def stacked_weights(model):
     from a non-trainable variable, a copy of K and R as they are on entering, rather than concatenating K and R on
     every call. The copies are made here, one per `keras.layers.LSTMCell` of `model` (`FastLSTM`'s cell, MFN's
     views), before anything is traced: a `tf.function` that creates variables while tracing is traced twice. The
-    copy is the export's: weights changed after the export are not in it.
+    copy is the export's: weights changed after the export are not in it. Copies are keyed by the weights' ids,
+    which hold while the model (and so its weights) lives through the context.
     """
     copies = {}
     for cell in model._flatten_layers():
         if isinstance(cell, keras.layers.LSTMCell) and cell.built:
-            stacked = tf.Variable(tf.concat([cell.kernel.value, cell.recurrent_kernel.value], 0), trainable=False,
-                                  name=cell.kernel.path.replace("/", "_") + "_stacked")
-            copies[id(cell.kernel), id(cell.recurrent_kernel)] = (cell.kernel, cell.recurrent_kernel, stacked)
+            copies[id(cell.kernel), id(cell.recurrent_kernel)] = tf.Variable(
+                tf.concat([cell.kernel.value, cell.recurrent_kernel.value], 0), trainable=False,
+                name=cell.kernel.path.replace("/", "_") + "_stacked")
     _STACKED.append(copies)
     try:
         yield
@@ -139,8 +140,7 @@ def stacked_weights(model):
 def _stacked(kernel, recurrent_kernel):
     """[K; R] of an LSTM's weight variables: the copy `stacked_weights(model)` made, when that context is active and
     the weights are one of the model's LSTM cells', else None."""
-    copy = (_STACKED[-1] or {}).get((id(kernel), id(recurrent_kernel)))
-    return None if copy is None else copy[2]
+    return (_STACKED[-1] or {}).get((id(kernel), id(recurrent_kernel)))
 
 
 @tf.custom_gradient

@@ -117,11 +117,11 @@ class MulTCore(layers.Layer):
         already by a call of `high_level` (MMLatch's stage I)."""
         names = self.modality_names
         x = {m: tuple(sequences_shape[m][:-1]) + (self.units,) for m in names}
-        unbuilt = [(self.projections[m], sequences_shape[m]) for m in names]
+        in_call_order = [(self.projections[m], sequences_shape[m]) for m in names]
         for k in names:
-            unbuilt += [(self.cross[f"{j}_to_{k}"], x[k]) for j in names if j != k]
-            unbuilt.append((self.streams[k], x[k][:-1] + ((len(names) - 1) * self.units,)))
-        for layer, shape in unbuilt:
+            in_call_order += [(self.cross[f"{j}_to_{k}"], x[k]) for j in names if j != k]
+            in_call_order.append((self.streams[k], x[k][:-1] + ((len(names) - 1) * self.units,)))
+        for layer, shape in in_call_order:
             if not layer.built:
                 layer.build(shape)
 
