@@ -101,25 +101,39 @@ def test_an_eager_call_runs_graph_functions_and_compiles_nothing():
         n + 1 for n in graph]
 
 
+def _gradients(layer, x, mask, persistent=False):
+    with tf.GradientTape(persistent=persistent) as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(tf.sin(1.3 * layer(x, mask=mask)))
+    return tape.gradient(loss, [x] + layer.trainable_weights)
+
+
 def test_the_portable_loop_differentiates_in_a_graph_both_ways():
-    """In a traced function the portable loop holds both formulations behind a `tf.cond` on the batch size."""
+    """In a traced export the portable loop holds both formulations behind a `tf.cond` on the batch size."""
     x, mask = _padded()
     fast, stock = _twins(LAYERS["sequences"], x, mask)
 
-    def gradients(layer, x, mask):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_sum(tf.sin(1.3 * layer(x, mask=mask)))
-        return tape.gradient(loss, [x] + layer.trainable_weights)
-
     assert recurrent.FUSED_MAX_BATCH < B
-    with recurrent.compiled_loops(False):
-        traced = tf.function(lambda x, mask: gradients(fast, x, mask))
+    with recurrent.compiled_loops(False), recurrent.stacked_weights(fast):
+        traced = tf.function(lambda x, mask: _gradients(fast, x, mask))
         for rows in (recurrent.FUSED_MAX_BATCH, B):  # the fused kernel, then the loop
             got = traced(tf.constant(x[:rows]), tf.constant(mask[:rows]))
-            expected = gradients(stock, tf.constant(x[:rows]), mask[:rows])
+            expected = _gradients(stock, tf.constant(x[:rows]), mask[:rows])
             for a, b in zip(got, expected):
                 np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [1, B])
+def test_the_portable_loop_trains_under_a_persistent_tape(rows):
+    """A function traced under `compiled_loops(False)` outside an export (e.g. a synergy model's training step, whose
+    tape is persistent) runs the portable loop alone: a `tf.cond` there could not be differentiated."""
+    x, mask = _padded()
+    fast, stock = _twins(LAYERS["sequences"], x, mask)
+    with recurrent.compiled_loops(False):
+        got = tf.function(lambda x, mask: _gradients(fast, x, mask, persistent=True))(
+            tf.constant(x[:rows]), tf.constant(mask[:rows]))
+    for a, b in zip(got, _gradients(stock, tf.constant(x[:rows]), mask[:rows])):
+        np.testing.assert_allclose(a, b, atol=1e-5)
 
 
 def test_dropout_uses_one_mask_per_sequence_as_the_stock_layer():

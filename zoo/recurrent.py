@@ -16,7 +16,9 @@ mask is False is skipped: the state is carried across it), and differs only in h
   plain graph functions (XLA compiles for every new shape; in `fit`, `predict` and `evaluate` that pays off, in
   a one-off eager call it does not). Exports trace without XLA
   (the portable loop), and there batches of up to `FUSED_MAX_BATCH` rows run as one `BlockLSTMV2` kernel, decided
-  per call (`tf.cond` on the batch size): faster at batch 1, slower at larger batches than the portable loop.
+  per call (`tf.cond` on the batch size): faster at batch 1, slower at larger batches than the portable loop. An
+  eager call under `compiled_loops(False)` decides the same way; a function traced under it outside an export
+  runs the portable loop alone.
 Input dropout (one mask per sequence, as the stock layer) is applied before the projection. Recurrent dropout,
 other activations and `unroll` fall back to the stock loop. `stock_formulation()` builds stock layers instead, for
 the benchmarks and the equivalence tests (`tests/test_recurrent.py`); `docs/performance.md` has the measurements.
@@ -272,8 +274,12 @@ def lstm_sequences(x, mask, kernel, recurrent_kernel, bias, h0, c0, go_backwards
     if go_backwards:
         x = tf.reverse(x, [1])
         mask = None if mask is None else tf.reverse(mask, [1])
-    fusable = not _XLA[-1] and x.dtype == tf.float32  # the portable loop, whose fused kernel is float32 only
-    stacked = _stacked(kernel, recurrent_kernel) if fusable else None
+    stacked = _stacked(kernel, recurrent_kernel)
+    # the fused kernel (float32 only) runs in the portable loop of an export, or of an eager call; in a traced
+    # function outside an export it would sit in a `tf.cond` whose gradient TensorFlow 2.21 cannot take under a
+    # persistent tape (an assertion in cond_v2), which the synergy regulariser's training step uses
+    fusable = (not _XLA[-1] and x.dtype == tf.float32
+               and (stacked is not None or tf.executing_eagerly()))
     kernel, recurrent_kernel, bias = (tf.convert_to_tensor(w) for w in (kernel, recurrent_kernel, bias))
     static = x.shape[:2] + recurrent_kernel.shape[:1]
     if mask is None:
