@@ -71,8 +71,9 @@ LAYERS = {
 def test_layer_matches_keras_lstm(case, masked, xla, monkeypatch):
     """XLA-compiled loops (in a traced function), the graph functions an eager call runs, the portable loop, and the
     portable loop's fused kernel (for small batches, here B)."""
-    if xla == "fused":
-        monkeypatch.setattr(recurrent, "FUSED_MAX_BATCH", B)
+    if xla in (False, "fused"):  # without XLA, the fused kernel runs batches up to the limit for its input width
+        assert recurrent.fused_max_batch(D) == recurrent.FUSED_MAX_BATCH_NARROW
+        monkeypatch.setattr(recurrent, "FUSED_MAX_BATCH_NARROW", B if xla == "fused" else B - 1)
         xla = False
     x, mask = _padded()
     mask = mask if masked else None
@@ -108,15 +109,14 @@ def _gradients(layer, x, mask, persistent=False):
     return tape.gradient(loss, [x] + layer.trainable_weights)
 
 
-def test_the_portable_loop_differentiates_in_a_graph_both_ways():
+def test_the_portable_loop_differentiates_in_a_graph_both_ways(monkeypatch):
     """In a traced export the portable loop holds both formulations behind a `tf.cond` on the batch size."""
     x, mask = _padded()
     fast, stock = _twins(LAYERS["sequences"], x, mask)
-
-    assert recurrent.FUSED_MAX_BATCH < B
+    monkeypatch.setattr(recurrent, "FUSED_MAX_BATCH_NARROW", B - 1)
     with recurrent.compiled_loops(False), recurrent.stacked_weights(fast):
         traced = tf.function(lambda x, mask: _gradients(fast, x, mask))
-        for rows in (recurrent.FUSED_MAX_BATCH, B):  # the fused kernel, then the loop
+        for rows in (B - 1, B):  # the fused kernel, then the loop
             got = traced(tf.constant(x[:rows]), tf.constant(mask[:rows]))
             expected = _gradients(stock, tf.constant(x[:rows]), mask[:rows])
             for a, b in zip(got, expected):
@@ -234,7 +234,7 @@ def test_each_export_holds_the_stacked_weights_of_its_time(tmp_path):
     from multisensory import exports
 
     model = zoo.create("ef_lstm", TWO_SEQUENCES, units=4, embed=4)
-    x, _ = two_sequences(recurrent.FUSED_MAX_BATCH)  # a batch the fused kernel runs
+    x, _ = two_sequences(recurrent.FUSED_MAX_BATCH)  # a batch the fused kernel runs, whatever the width
     before = model.predict(x, verbose=0)
     first = exports.export_saved_model(model, str(tmp_path), model_name="m")
     model.set_weights([w * 1.5 for w in model.get_weights()])

@@ -14,11 +14,11 @@ mask is False is skipped: the state is carried across it), and differs only in h
 - the forward and backward loops are each one XLA computation (`compiled_loops`), which fuses a step's small
   element-wise ops; the large matmuls stay outside, in TensorFlow's oneDNN kernels. An eager call runs them as
   plain graph functions (XLA compiles for every new shape; in `fit`, `predict` and `evaluate` that pays off, in
-  a one-off eager call it does not). Exports trace without XLA
-  (the portable loop), and there batches of up to `FUSED_MAX_BATCH` rows run as one `BlockLSTMV2` kernel, decided
-  per call (`tf.cond` on the batch size): faster at batch 1, slower at larger batches than the portable loop. An
-  eager call under `compiled_loops(False)` decides the same way; a function traced under it outside an export
-  runs the portable loop alone.
+  a one-off eager call it does not). Exports trace without XLA (the portable loop), and there batches of up to
+  `fused_max_batch(inputs)` rows run as one `BlockLSTMV2` kernel, decided per call (`tf.cond` on the batch size):
+  faster at small batches, slower at larger ones than the portable loop. An eager call under
+  `compiled_loops(False)` decides the same way; a function traced under it outside an export runs the portable
+  loop alone.
 Input dropout (one mask per sequence, as the stock layer) is applied before the projection. Recurrent dropout,
 other activations and `unroll` fall back to the stock loop. `stock_formulation()` builds stock layers instead, for
 the benchmarks and the equivalence tests (`tests/test_recurrent.py`); `docs/performance.md` has the measurements.
@@ -228,7 +228,17 @@ def _projected_scan(x, kernel, recurrent_kernel, bias, h0, c0):
     return lstm_scan(xw, recurrent_kernel, h0, c0)
 
 
-FUSED_MAX_BATCH = 4  # the largest batch the portable loop runs as `_fused_scan` (measured: docs/performance.md)
+# The largest batch the portable loop runs as `_fused_scan`, by the LSTM's input width: the fused kernel multiplies
+# each step's inputs by K inside its loop, where the portable loop projects all steps in one matmul before it, so
+# the wider the inputs, the sooner the loop's fixed cost per step is the smaller (measured: docs/performance.md)
+FUSED_MAX_BATCH = 4  # inputs wider than FUSED_NARROW_INPUTS features
+FUSED_MAX_BATCH_NARROW = 16
+FUSED_NARROW_INPUTS = 128
+
+
+def fused_max_batch(features):
+    """The largest batch whose LSTM over inputs of `features` features the portable loop runs as one fused kernel."""
+    return FUSED_MAX_BATCH_NARROW if features <= FUSED_NARROW_INPUTS else FUSED_MAX_BATCH
 
 
 @tf.custom_gradient
@@ -297,7 +307,7 @@ def lstm_sequences(x, mask, kernel, recurrent_kernel, bias, h0, c0, go_backwards
             w = tf.concat([kernel, recurrent_kernel], 0) if stacked is None else stacked
             return _fused_scan(*arguments, steps, w)
 
-        h, c = tf.cond(tf.shape(x)[1] <= FUSED_MAX_BATCH, fused, lambda: _projected_scan(*arguments))
+        h, c = tf.cond(tf.shape(x)[1] <= fused_max_batch(x.shape[-1]), fused, lambda: _projected_scan(*arguments))
     if mask is None:
         outputs, cells, state = tf.transpose(h, (1, 0, 2)), tf.transpose(c, (1, 0, 2)), (h[-1], c[-1])
     else:
