@@ -230,7 +230,7 @@ def _projected_scan(x, kernel, recurrent_kernel, bias, h0, c0):
 
 # The largest batch the portable loop runs as `_fused_scan`, by the LSTM's input width: the fused kernel multiplies
 # each step's inputs by K inside its loop, where the portable loop projects all steps in one matmul before it, so
-# the wider the inputs, the sooner the loop's fixed cost per step is the smaller (measured: docs/performance.md)
+# the wider the inputs, the smaller the batch from which the portable loop is the faster (docs/performance.md)
 FUSED_MAX_BATCH = 4  # inputs wider than FUSED_NARROW_INPUTS features
 FUSED_MAX_BATCH_NARROW = 16
 FUSED_NARROW_INPUTS = 128
