@@ -62,6 +62,8 @@ LAYERS = {
     "bidirectional_last": lambda L: keras.layers.Bidirectional(L(U), merge_mode="concat"),
     "states": lambda L: L(U, return_sequences=True, return_state=True),
     "zero_output": lambda L: L(U, return_sequences=True, zero_output_for_mask=True),
+    "zero_output_last": lambda L: L(U, zero_output_for_mask=True),
+    "zero_output_backwards_last": lambda L: L(U, zero_output_for_mask=True, go_backwards=True),
 }
 
 

@@ -7,7 +7,8 @@ h_t = o tanh(c_t). `FastLSTM` has the weights, configuration and mask semantics 
 mask is False is skipped: the state is carried across it), and differs only in how the work is scheduled:
 - x K + b for every step is one matmul before the loop (the stock cell multiplies one step at a time);
 - masking gathers every sequence's unmasked steps to its front (order kept) before the loop and the outputs back
-  after it, so the loop has no masking ops: a front-padded sequence runs exactly its real steps;
+  after it, so the loop has no masking ops: a front-padded sequence runs exactly its real steps; a layer that
+  returns only its last output takes it from the final state, so a traced function never gathers the sequence;
 - the gradient (`lstm_scan`'s) is the LSTM's backward recursion, whose only per-step matmul is dz_t R^T; the
   gradient of R is one matmul over all steps, those of K and b follow from the projection's (TensorFlow's
   automatic gradient of a loop accumulates them one step at a time);
@@ -342,4 +343,11 @@ class FastLSTM(keras.layers.LSTM):
         cell = self.cell
         outputs, state = lstm_sequences(sequences, mask, cell.kernel, cell.recurrent_kernel, cell.bias, *initial_state,
                                         go_backwards=self.go_backwards, carry_outputs=not self.zero_output_for_mask)
-        return outputs[:, -1], outputs, list(state)
+        if self.return_sequences or mask is None:
+            return outputs[:, -1], outputs, list(state)
+        # the last output from the final state, so that a traced function without the sequence never computes it:
+        # the state after the last real step, zeros for a row with none (or, with zero outputs on masked steps, for a
+        # row whose last processed step is masked)
+        real = (tf.reduce_any(mask, axis=1) if not self.zero_output_for_mask
+                else mask[:, 0] if self.go_backwards else mask[:, -1])
+        return tf.where(real[:, None], state[0], tf.zeros_like(state[0])), outputs, list(state)
