@@ -15,9 +15,7 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -26,40 +24,30 @@ import tensorflow as tf  # noqa: E402
 
 from multisensory import exports  # noqa: E402
 from multisensory.zoo import recurrent  # noqa: E402
-from recurrent import batch, build  # noqa: E402  (benchmarks/recurrent.py: MOSEI shapes, the models)
+from recurrent import batch, build, medians_in_turns  # noqa: E402  (benchmarks/recurrent.py)
 
 STEPS = 50
 SHAPES = [(300, 100), (74, 100), (100, 300), (100, 74), (100, 35)]  # (inputs, units) of mmlatch's LSTMs
 BATCHES = (1, 4, 8, 16, 32)
 
 
-def medians_in_turns(functions, repeats):
-    """Each function's median time (ms), called in turns."""
-    for f in functions:
-        f()
-    times = [[] for _ in functions]
-    for _ in range(repeats):
-        for f, t in zip(functions, times):
-            start = time.perf_counter()
-            f()
-            t.append(time.perf_counter() - start)
-    return [round(1e3 * statistics.median(t), 3) for t in times]
+def milliseconds_in_turns(functions, repeats):
+    """`medians_in_turns` of benchmarks/recurrent.py, in milliseconds."""
+    return [round(1e3 * t, 3) for t in medians_in_turns(functions, repeats)]
 
 
 def traced_lstm(features, units, fused):
     """An LSTM's forward pass traced as an export traces it, with the fused kernel for every batch or for none."""
     layer = recurrent.LSTM(units, return_sequences=True)
     layer(tf.zeros((1, STEPS, features)))
-    limits = {"FUSED_MAX_BATCH": recurrent.FUSED_MAX_BATCH, "FUSED_MAX_BATCH_NARROW": recurrent.FUSED_MAX_BATCH_NARROW}
-    for name in limits:
-        setattr(recurrent, name, 1 << 20 if fused else 0)
+    shipped = recurrent.fused_max_batch
+    recurrent.fused_max_batch = lambda _: 1 << 20 if fused else 0
     try:
         with recurrent.compiled_loops(False), recurrent.stacked_weights(layer):
             return tf.function(lambda x, mask: layer(x, mask=mask)).get_concrete_function(
                 tf.TensorSpec((None, STEPS, features)), tf.TensorSpec((None, STEPS), tf.bool))
     finally:
-        for name, value in limits.items():
-            setattr(recurrent, name, value)
+        recurrent.fused_max_batch = shipped
 
 
 def lstm_table(repeats):
@@ -70,7 +58,7 @@ def lstm_table(repeats):
         for size in BATCHES:
             x = tf.constant(rng.standard_normal((size, STEPS, features)).astype("float32"))
             mask = tf.ones((size, STEPS), tf.bool)
-            fused_ms, loop_ms = medians_in_turns([lambda: fused(x, mask), lambda: loop(x, mask)], repeats)
+            fused_ms, loop_ms = milliseconds_in_turns([lambda: fused(x, mask), lambda: loop(x, mask)], repeats)
             rows.append({"inputs": features, "units": units, "batch": size, "fused_ms": fused_ms, "loop_ms": loop_ms,
                          "limit": recurrent.fused_max_batch(features)})
     return rows
@@ -93,7 +81,7 @@ def export_table(key, repeats):
         x = {k: tf.constant(v) for k, v in batch(size, seed=2)[0].items()}
         outputs = [f(**x) for f in functions.values()]
         diff = max(float(tf.reduce_max(tf.abs(outputs[0][k] - outputs[1][k]))) for k in outputs[0])
-        shipped_ms, lowered_ms = medians_in_turns([lambda f=f: f(**x) for f in functions.values()], repeats)
+        shipped_ms, lowered_ms = milliseconds_in_turns([lambda f=f: f(**x) for f in functions.values()], repeats)
         rows.append({"batch": size, "ms": shipped_ms, "ms_narrow_limit_lowered": lowered_ms,
                      "max_abs_diff": diff})
     return rows

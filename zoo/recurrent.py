@@ -343,11 +343,13 @@ class FastLSTM(keras.layers.LSTM):
         cell = self.cell
         outputs, state = lstm_sequences(sequences, mask, cell.kernel, cell.recurrent_kernel, cell.bias, *initial_state,
                                         go_backwards=self.go_backwards, carry_outputs=not self.zero_output_for_mask)
-        if self.return_sequences or mask is None:
+        if self.return_sequences:
             return outputs[:, -1], outputs, list(state)
         # the last output from the final state, so that a traced function without the sequence never computes it:
         # the state after the last real step, zeros for a row with none (or, with zero outputs on masked steps, for a
         # row whose last processed step is masked)
+        if mask is None:
+            return state[0], outputs, list(state)
         real = (tf.reduce_any(mask, axis=1) if not self.zero_output_for_mask
                 else mask[:, 0] if self.go_backwards else mask[:, -1])
         return tf.where(real[:, None], state[0], tf.zeros_like(state[0])), outputs, list(state)
