@@ -140,10 +140,11 @@ class SynergyConfig:
         self.learning_rate, self.clipnorm, self.seed = learning_rate, clipnorm, seed
 
     def optimizer(self):
-        """The C-Network's optimiser: AdamW(eta_MI) with gradient clipping (Appendix C)."""
-        import keras
+        """The C-Network's optimiser: AdamW(eta_MI) with gradient clipping (Appendix C), Keras' with the fused update
+        (`multisensory.zoo.optimizers`)."""
+        from multisensory.zoo.optimizers import AdamW
 
-        return keras.optimizers.AdamW(self.learning_rate, clipnorm=self.clipnorm, name="c_network_adamw")
+        return AdamW(self.learning_rate, clipnorm=self.clipnorm, name="c_network_adamw")
 
     def get_config(self):
         return dict(vars(self))

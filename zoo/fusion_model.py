@@ -42,7 +42,7 @@ from multisensory.datasets.dataset_info import Modality, Task
 from multisensory.datasets.raw_inputs import to_features
 from multisensory.training.losses import MultiplicativeLoss, branch_terms, class_losses
 
-from . import recurrent
+from . import optimizers, recurrent
 from .multiplicative_head import MultiplicativeConfig, MultiplicativeHead
 from .recipes import get_recipe
 
@@ -339,8 +339,8 @@ class FusionModel(keras.Model):
         return outputs if self.task.type == "classification" else keras.ops.squeeze(outputs, -1)
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
-        """Keras `compile` with task defaults: the recipe's optimiser, or Adam(`default_learning_rate`),
-        cross-entropy on logits or MAE, the task's metrics.
+        """Keras `compile` with task defaults: the recipe's optimiser, or Adam(`default_learning_rate`) (Keras'
+        Adam with a fused update, `zoo.optimizers`), cross-entropy on logits or MAE, the task's metrics.
 
         With synergy the default is AdamW with clipnorm 5 (the paper's Appendix C), and the C-Network's own
         optimiser is created and built here, so that compiling inside a strategy scope places it there. With the
@@ -358,8 +358,8 @@ class FusionModel(keras.Model):
             optimizer = recipe.optimizer()
         elif optimizer == "auto":
             rate = self.default_learning_rate
-            optimizer = (keras.optimizers.Adam(rate) if self.cnetwork is None
-                         else keras.optimizers.AdamW(rate, clipnorm=self.synergy.clipnorm))
+            optimizer = (optimizers.Adam(rate) if self.cnetwork is None
+                         else optimizers.AdamW(rate, clipnorm=self.synergy.clipnorm))
         if loss == "auto":
             loss = (keras.losses.SparseCategoricalCrossentropy(from_logits=True)
                     if self.task.type == "classification" else keras.losses.MeanAbsoluteError())
