@@ -2,18 +2,17 @@
 `tensorflow.serving.ModelService` (`GetModelStatus`), implemented on the `tensorflow-serving-api` stubs, so the
 official client (`prediction_service_pb2_grpc.PredictionServiceStub`) works against it unchanged.
 
-Errors use TF-Serving's status codes: NOT_FOUND for an unknown model, version or signature (or a version not
-served), INVALID_ARGUMENT for a bad request, INTERNAL for a failure inside the model. Other methods answer
-UNIMPLEMENTED.
+Errors use TF-Serving's status codes (`errors`): NOT_FOUND for an unknown model, version or signature (or a
+version not served), INVALID_ARGUMENT for a bad request, INTERNAL for a failure inside the model. Other methods
+answer UNIMPLEMENTED.
 """
 
-import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
 
-from .requests import BadRequest, check_inputs, input_specs, op_error_message, proto_inputs
+from .errors import FAILURES, answer
+from .requests import BadRequest, check_inputs, input_specs, proto_inputs
 from .responses import metadata_response, status_response
-from .servables import NotFound
 
 
 def _version(spec):
@@ -21,17 +20,12 @@ def _version(spec):
 
 
 async def _answer(context, call):
-    """`call()`'s reply, or the gRPC status of its failure."""
+    """`call()`'s reply, or the gRPC status of its failure (`errors.answer`)."""
     try:
         return await call()
-    except NotFound as e:
-        await context.abort(grpc.StatusCode.NOT_FOUND, str(e))
-    except BadRequest as e:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-    except tf.errors.InvalidArgumentError as e:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, op_error_message(e))
-    except tf.errors.OpError as e:
-        await context.abort(grpc.StatusCode.INTERNAL, op_error_message(e))
+    except FAILURES as e:
+        _, code, message = answer(e)
+        await context.abort(code, message)
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):

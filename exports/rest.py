@@ -4,8 +4,8 @@
     GET  /v1/models/{name}[/versions/{v}]/metadata    signatures (`GetModelMetadataResponse` as JSON)
     POST /v1/models/{name}[/versions/{v}]:predict     `multisensory.exports.requests` formats
 
-Errors are `{"error": "..."}`: 400 for a bad request, 404 for an unknown model, version or signature (or a version
-that is not served: the status says why), 408 for a body that does not arrive within the request timeout, 413 for a
+Errors are `{"error": "..."}` (`errors`): 400 for a bad request, 404 for an unknown model, version or signature (or
+a version that is not served: the status says why), 408 for a body that does not arrive within the request timeout, 413 for a
 body over the size limit, 500 for a failure inside the model. A client that disconnects mid-request is dropped; the
 server goes on.
 """
@@ -14,14 +14,14 @@ import asyncio
 import re
 
 import orjson
-import tensorflow as tf
 from google.protobuf import json_format
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .requests import BadRequest, check_inputs, input_specs, json_inputs, json_reply, op_error_message, parse_json
+from .errors import FAILURES, answer
+from .requests import BadRequest, check_inputs, input_specs, json_inputs, json_reply, parse_json
 from .responses import metadata_response, status_response
 from .servables import NotFound
 
@@ -84,10 +84,9 @@ def rest_app(servables, batcher, max_body_bytes=64 << 20, request_timeout_s=30.0
             if request.method == "POST" and tail in (":classify", ":regress"):
                 raise NotFound(f"{tail[1:]} takes tf.Example inputs; these models serve :predict.")
             return error(404, f"Malformed request: {request.method} {request.url.path}")
-        except BadRequest as e:
-            return error(400, str(e))
-        except NotFound as e:
-            return error(404, str(e))
+        except FAILURES as e:
+            status, _, message = answer(e)
+            return error(status, message)
 
     async def predict(request, name, version):
         try:
@@ -103,12 +102,7 @@ def rest_app(servables, batcher, max_body_bytes=64 << 20, request_timeout_s=30.0
         signature_name, function, _ = served.signature(body.get("signature_name"))
         specs = input_specs(function)
         inputs, columnar = json_inputs(body, specs)
-        try:
-            outputs = await batcher.run((name, served.number, signature_name), function, check_inputs(inputs, specs))
-        except tf.errors.InvalidArgumentError as e:
-            raise BadRequest(op_error_message(e)) from None
-        except tf.errors.OpError as e:
-            return error(500, op_error_message(e))
+        outputs = await batcher.run((name, served.number, signature_name), function, check_inputs(inputs, specs))
         return Response(orjson.dumps(json_reply(outputs, columnar)), media_type="application/json")
 
     return Starlette(routes=[Route("/v1/models/{rest:path}", models, methods=["GET", "POST"])])

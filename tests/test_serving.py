@@ -21,6 +21,8 @@ from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, predict
 
 from multisensory import datasets, exports, zoo
 from multisensory.exports import requests as serving_requests
+from multisensory.exports.errors import FAILURES, answer
+from multisensory.exports.servables import NotFound
 
 TIMEOUT = 20
 
@@ -302,3 +304,17 @@ def test_a_source_is_a_preset_root_a_base_path_or_a_models_config(tmp_path):
     assert served.get("late").signature(None)[0] == "serving_default"
     with pytest.raises(FileNotFoundError, match="pass a preset root, a model's base path or a models.config"):
         servables.base_paths(str(tmp_path / "nothing"))
+
+
+def test_rest_and_grpc_answer_each_failure_with_tf_serving_codes():
+    traced = 'Graph execution error:\n  File "x.py", line 1, in f\nModality \'image\': the input holds NaN\n[[{{node x}}]]'
+    cases = [(NotFound("Model 'x' is not served."), 404, grpc.StatusCode.NOT_FOUND, "Model 'x' is not served."),
+             (serving_requests.BadRequest("Missing input(s)."), 400, grpc.StatusCode.INVALID_ARGUMENT, "Missing input(s)."),
+             (tf.errors.InvalidArgumentError(None, None, traced), 400, grpc.StatusCode.INVALID_ARGUMENT,
+              "Modality 'image': the input holds NaN"),
+             (tf.errors.ResourceExhaustedError(None, None, "out of memory"), 500, grpc.StatusCode.INTERNAL,
+              "out of memory")]
+    for error, status, code, message in cases:
+        assert isinstance(error, FAILURES)
+        assert answer(error) == (status, code, message)
+    assert not isinstance(ValueError("a bug"), FAILURES)  # not a request's failure: the frameworks' own 500
