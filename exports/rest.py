@@ -5,9 +5,9 @@
     POST /v1/models/{name}[/versions/{v}]:predict     `multisensory.exports.requests` formats
 
 Errors are `{"error": "..."}` (`errors`): 400 for a bad request, 404 for an unknown model, version or signature (or
-a version that is not served: the status says why), 408 for a body that does not arrive within the request timeout, 413 for a
-body over the size limit, 500 for a failure inside the model. A client that disconnects mid-request is dropped; the
-server goes on.
+a version that is not served: the status says why), 408 for a body that does not arrive within the request timeout,
+413 for a body over the size limit, 500 for a failure inside the model. A client that disconnects mid-request is
+dropped; the server goes on.
 """
 
 import asyncio

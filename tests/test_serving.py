@@ -307,9 +307,11 @@ def test_a_source_is_a_preset_root_a_base_path_or_a_models_config(tmp_path):
 
 
 def test_rest_and_grpc_answer_each_failure_with_tf_serving_codes():
-    traced = 'Graph execution error:\n  File "x.py", line 1, in f\nModality \'image\': the input holds NaN\n[[{{node x}}]]'
+    traced = ('Graph execution error:\n  File "x.py", line 1, in f\nModality \'image\': the input holds NaN\n'
+              '[[{{node x}}]]')
     cases = [(NotFound("Model 'x' is not served."), 404, grpc.StatusCode.NOT_FOUND, "Model 'x' is not served."),
-             (serving_requests.BadRequest("Missing input(s)."), 400, grpc.StatusCode.INVALID_ARGUMENT, "Missing input(s)."),
+             (serving_requests.BadRequest("Missing input(s)."), 400, grpc.StatusCode.INVALID_ARGUMENT,
+              "Missing input(s)."),
              (tf.errors.InvalidArgumentError(None, None, traced), 400, grpc.StatusCode.INVALID_ARGUMENT,
               "Modality 'image': the input holds NaN"),
              (tf.errors.ResourceExhaustedError(None, None, "out of memory"), 500, grpc.StatusCode.INTERNAL,
