@@ -277,3 +277,29 @@ def test_an_export_traces_a_recurrent_model_once(tmp_path, monkeypatch):
     x, _ = two_sequences(2)
     np.testing.assert_allclose(serve(**{k: tf.constant(v) for k, v in x.items()})["logits"],
                                model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_bidirectional_layers_built_while_a_model_loads_get_their_own_copies():
+    """Keras hands an object serialised with a recorded id the copy made for the first object of that id while a
+    model loads; `recurrent.Bidirectional` keeps its template alive, so no later template can take its id."""
+    import gc
+    import weakref
+
+    from keras.src.saving.serialization_lib import ObjectSharingScope
+
+    template = recurrent.LSTM(3, return_sequences=True)
+    alive = weakref.ref(template)
+    wrapper = recurrent.Bidirectional(template, merge_mode="sum")
+    del template
+    gc.collect()
+    assert alive() is not None  # freed, its id could go to the next template
+    with ObjectSharingScope():  # as during `keras.saving.load_model`
+        wrappers = []
+        for units in range(4, 44):  # templates freed by the collector between constructions: ids get reused
+            wrappers.append(recurrent.Bidirectional(recurrent.LSTM(units, return_sequences=True), merge_mode="sum"))
+            gc.collect()
+    for units, w in zip(range(4, 44), wrappers):
+        assert (w.forward_layer.units, w.backward_layer.units) == (units, units)
+        assert not w.forward_layer.go_backwards and w.backward_layer.go_backwards
+    assert len({id(w.forward_layer) for w in wrappers} | {id(w.backward_layer) for w in wrappers}) == 80
+    assert wrapper.forward_layer is not wrapper.backward_layer

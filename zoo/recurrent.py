@@ -53,6 +53,21 @@ def LSTM(units, **kwargs):
     return (keras.layers.LSTM if _STOCK[-1] else FastLSTM)(units, **kwargs)
 
 
+def Bidirectional(layer, **kwargs):
+    """`keras.layers.Bidirectional(layer, **kwargs)`, holding on to `layer` for as long as the wrapper lives.
+
+    The wrapper builds its forward and backward copies by serialising `layer`. While a model loads, Keras records
+    every object it serialises by `id()` and hands a later object with a recorded id the copy made for the first
+    (`serialization_lib.ObjectSharingScope`); a `layer` freed during the load lets a later one take its id, so a
+    model that builds its Bidirectional layers in `__init__` fails to load now and then ("Forward layer and backward
+    layer should have different `go_backwards` value"), depending on when the garbage collector runs. The reference
+    is untracked: `layer` has no weights and is not saved.
+    """
+    wrapper = keras.layers.Bidirectional(layer, **kwargs)
+    object.__setattr__(wrapper, "_serialised_layer", layer)
+    return wrapper
+
+
 def _forward(xw, recurrent_kernel, h0, c0):
     """The loop of `lstm_scan`: (h, c, activated gates [i, f, g, o]) of every step, time-major."""
     steps = tf.shape(xw)[0]

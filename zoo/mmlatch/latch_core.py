@@ -29,8 +29,8 @@ class UnimodalEncoder(layers.Layer):
     def __init__(self, units, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.units, self.dropout = units, dropout
-        self.lstm = layers.Bidirectional(recurrent.LSTM(units, return_sequences=True, dropout=dropout),
-                                         merge_mode="sum")
+        self.lstm = recurrent.Bidirectional(recurrent.LSTM(units, return_sequences=True, dropout=dropout),
+                                            merge_mode="sum")
         self.attention = SelfAttention(units, name="self_attention")
 
     def build(self, x_shape):
@@ -65,7 +65,8 @@ class LatchCore(layers.Layer):
         if len(names) == 3:
             self.anchor = "text" if "text" in names else names[0]
             self.anchor_attention = CrossModalAttention(units, name=f"{self.anchor}_attention")
-        self.lstm = layers.Bidirectional(recurrent.LSTM(units, dropout=dropout), merge_mode="sum", name="fusion_lstm")
+        self.lstm = recurrent.Bidirectional(recurrent.LSTM(units, dropout=dropout), merge_mode="sum",
+                                            name="fusion_lstm")
 
     def build(self, sequences_shape):
         """Builds the layers in the order `call` runs them (the order their weights are drawn in); the encoders
