@@ -98,3 +98,33 @@ def test_model_selection_uses_the_tasks_main_validation_metric():
 
     assert selection_metric(datasets.info("synthetic_av").task) == ("val_accuracy", "max")
     assert selection_metric(datasets.info("mosi").task) == ("val_mae", "min")
+
+
+def test_a_zoo_models_metrics_reset_in_one_traced_call_as_keras_resets_them():
+    """`FusionModel.reset_metrics` (traced): `train_on_batch`/`test_on_batch` logs are each batch's alone, equal to
+    Keras' eager reset's, and metrics compiled later (other variables) are reset too."""
+    from multisensory import zoo
+    from multisensory.datasets import DatasetInfo, Modality
+    from multisensory.datasets.sentiment import SENTIMENT_METRICS
+
+    info = DatasetInfo("tiny_sentiment", [Modality("text", (5, 3), kind="sequence"), Modality("audio", (5, 2),
+                                                                                               kind="sequence")],
+                       Task("regression", value_range=(-3, 3), metrics=SENTIMENT_METRICS), {})
+    rng = np.random.default_rng(0)
+    batches = [({"text": rng.normal(size=(8, 5, 3)).astype("float32"),
+                 "audio": rng.normal(size=(8, 5, 2)).astype("float32")}, rng.uniform(-3, 3, 8).astype("float32"))
+               for _ in range(2)]
+    traced, eager = (zoo.create("ef_lstm", info, units=4) for _ in range(2))
+    eager.reset_metrics = lambda: keras.Model.reset_metrics(eager)
+    for model in (traced, eager):
+        model.compile(optimizer="sgd")
+    eager.set_weights(traced.get_weights())
+    for x, y in batches:
+        logs = [model.test_on_batch(x, y, return_dict=True) for model in (traced, eager)]
+        assert logs[0] == logs[1] and set(logs[0]) == {"loss", *SENTIMENT_METRICS}
+    traced.compile(optimizer="sgd", metrics=[M.PearsonCorrelation()])
+    first = traced.train_on_batch(*batches[0], return_dict=True)
+    assert first["pearson"] != 0 and traced.test_on_batch(*batches[0], return_dict=True)["pearson"] != 0
+    traced.reset_metrics()
+    state = [np.asarray(v) for m in traced.metrics for v in m.variables]
+    assert len(state) == 3 and all(np.all(v == 0) for v in state)  # the loss' total and count, Pearson's sums
