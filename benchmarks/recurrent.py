@@ -6,11 +6,15 @@ rows front-padded by 10 steps) and is compared, in this run, with its twin built
 the zoo had before `FastLSTM`), holding the same weights. Per model, under `"models"`:
 - `max_abs_diff_vs_stock`, `max_abs_grad_diff_vs_stock`: predictions and the gradients of every weight (of the
   predictions' sum over the batch); `largest_abs_grad`: the scale of the gradients compared;
-- `train_speedup_vs_stock`: training steps (`train_on_batch`, batch `--batch-size`) taken in turns, medians;
+- `train_speedup_vs_stock`: training steps at batch `--batch-size` as `fit` takes them (the model's train function
+  on the next batch of a `tf.data` iterator), taken in turns, medians; `train_on_batch_speedup_vs_stock`: the same
+  through `train_on_batch`, which also resets the metrics and converts the logs to Python numbers on every call;
 - `b1_speedup_vs_stock`: `predict_on_batch` of one example; `serving_b1_speedup_vs_stock`: the exported
   SavedModel's `serving_default` at batch 1 (the portable export, no XLA); `serving_xla_b1_speedup_vs_stock`: the
   export with `xla=True`;
-- `metric_overhead_fraction`: 1 - (step time without metrics) / (step time with the task's metrics);
+- `metric_overhead_fraction`: 1 - (step time without metrics) / (step time with the task's metrics: CMU-MOSEI's,
+  `datasets.sentiment.SENTIMENT_METRICS`), steps as `fit` takes them; `train_on_batch_metric_overhead_fraction`:
+  the same through `train_on_batch`;
 - `first_step_s`, `peak_rss_mb`, `model_rss_mb` (and the stock twin's): measured in a fresh process per
   formulation that builds the model, takes its first training step (`train_on_batch` after `compile()`, tracing
   and compilation included), 5 more and a prediction: the first step's time, the process's peak RSS, and that peak
@@ -38,12 +42,13 @@ import tensorflow as tf  # noqa: E402
 
 from multisensory import exports, zoo  # noqa: E402
 from multisensory.datasets import DatasetInfo, Modality, Task  # noqa: E402
+from multisensory.datasets.sentiment import SENTIMENT_METRICS  # noqa: E402
 from multisensory.zoo import recurrent  # noqa: E402
 
 STEPS = 50
 FEATURES = {"text": 300, "audio": 74, "vision": 35}
 INFO = DatasetInfo("mosei_shapes", [Modality(m, (STEPS, d), kind="sequence") for m, d in FEATURES.items()],
-                   Task("regression", value_range=(-3, 3)), {})
+                   Task("regression", value_range=(-3, 3), metrics=SENTIMENT_METRICS), {})
 MODELS = {"mmlatch": ("mmlatch", {"units": 100}), "mmlatch_no_feedback": ("mmlatch", {"units": 100, "feedback": None}),
           "mult": ("mult", {}), "mfn": ("mfn", {}), "ef_lstm": ("ef_lstm", {})}
 
@@ -83,6 +88,14 @@ def medians_in_turns(functions, repeats):
         for f, t in zip(functions, times):
             t.append(timed(f))
     return [statistics.median(t) for t in times]
+
+
+def fit_step(model, x, y):
+    """A function taking one training step as `fit` does: the model's train function on the next batch of a
+    `tf.data` iterator (without `train_on_batch`'s metric reset and conversion of the logs on every call)."""
+    iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
+    model.make_train_function()
+    return lambda: model.train_function(iterator)
 
 
 def gradients(model, x):
@@ -138,9 +151,9 @@ def measure(key, batch_size, repeats):
     largest_grad = max(float(np.max(np.abs(b))) for _, b in pairs)
     bare = build(key, False, metrics=[])
     bare.set_weights(model.get_weights())
-    train, stock_train, bare_train = medians_in_turns(
-        [lambda: model.train_on_batch(x, y), lambda: stock.train_on_batch(x, y), lambda: bare.train_on_batch(x, y)],
-        repeats)
+    train, stock_train, bare_train = medians_in_turns([fit_step(m, x, y) for m in (model, stock, bare)], repeats)
+    on_batch, stock_on_batch, bare_on_batch = medians_in_turns(
+        [lambda m=m: m.train_on_batch(x, y) for m in (model, stock, bare)], repeats)
     b1, stock_b1 = medians_in_turns([lambda: model.predict_on_batch(one), lambda: stock.predict_on_batch(one)],
                                     3 * repeats)
     with tempfile.TemporaryDirectory() as folder:
@@ -159,8 +172,12 @@ def measure(key, batch_size, repeats):
         "serving_b1_speedup_vs_stock": round(stock_serve / serve, 3),
         "serving_xla_b1_speedup_vs_stock": round(stock_serve / serve_xla, 3),
         "metric_overhead_fraction": round(1 - bare_train / train, 3),
+        "train_on_batch_speedup_vs_stock": round(stock_on_batch / on_batch, 3),
+        "train_on_batch_metric_overhead_fraction": round(1 - bare_on_batch / on_batch, 3),
         "train_step_ms": round(1e3 * train, 1), "stock_train_step_ms": round(1e3 * stock_train, 1),
         "train_step_ms_without_metrics": round(1e3 * bare_train, 1),
+        "train_on_batch_ms": round(1e3 * on_batch, 1), "stock_train_on_batch_ms": round(1e3 * stock_on_batch, 1),
+        "train_on_batch_ms_without_metrics": round(1e3 * bare_on_batch, 1),
         "b1_ms": round(1e3 * b1, 2), "stock_b1_ms": round(1e3 * stock_b1, 2),
         "serving_b1_ms": round(1e3 * serve, 2), "serving_xla_b1_ms": round(1e3 * serve_xla, 2),
         "stock_serving_b1_ms": round(1e3 * stock_serve, 2),
