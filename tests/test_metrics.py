@@ -128,3 +128,20 @@ def test_a_zoo_models_metrics_reset_in_one_traced_call_as_keras_resets_them():
     traced.reset_metrics()
     state = [np.asarray(v) for m in traced.metrics for v in m.variables]
     assert len(state) == 3 and all(np.all(v == 0) for v in state)  # the loss' total and count, Pearson's sums
+
+    class Calls(keras.metrics.Metric):  # state outside variables: only an eager reset clears it
+        def __init__(self):
+            super().__init__(name="calls")
+            self.seen = 0
+
+        def update_state(self, *args, **kwargs):
+            self.seen += 1
+
+        def result(self):
+            return float(self.seen)
+
+        def reset_state(self):
+            self.seen = 0
+
+    traced.compile(optimizer="sgd", metrics=[Calls()], run_eagerly=True)
+    assert [traced.test_on_batch(*batches[0], return_dict=True)["calls"] for _ in range(2)] == [1.0, 1.0]
