@@ -310,7 +310,9 @@ class FusionModel(keras.Model):
                 for metric in metrics:
                     metric.reset_state()
 
-            _RESETS[self] = key, tf.function(reset, autograph=False)
+            # called as a concrete function: no argument matching, and no retracing warning from TensorFlow when
+            # many models are built and reset once or twice each (each model traces its own)
+            _RESETS[self] = key, tf.function(reset, autograph=False).get_concrete_function()
         _RESETS[self][1]()
 
     def predict_step(self, data):
