@@ -298,8 +298,8 @@ class FusionModel(keras.Model):
     def reset_metrics(self):
         """Keras' `reset_metrics` (every metric's `reset_state`) as one traced call, retraced when the metrics'
         variables change (a new `compile`, metrics built on the first step). `train_on_batch` and `test_on_batch`
-        reset the metrics on every call: eagerly 1.6 ms for CMU-MOSEI's eight metrics and the loss, a tenth of an
-        `ef_lstm` training step, traced 0.37 ms (docs/performance.md). A model compiled with `run_eagerly=True`
+        reset the metrics on every call: eagerly 2.1 ms for CMU-MOSEI's eight metrics and the loss, a fifth of an
+        `ef_lstm` training step, traced 0.36 ms (docs/performance.md). A model compiled with `run_eagerly=True`
         resets eagerly, as Keras does: its metrics may keep state outside variables."""
         if self.run_eagerly:
             return super().reset_metrics()
