@@ -292,7 +292,7 @@ def test_bidirectional_layers_built_while_a_model_loads_get_their_own_copies():
     wrapper = recurrent.Bidirectional(template, merge_mode="sum")
     del template
     gc.collect()
-    assert alive() is not None  # freed, its id could go to the next template
+    assert alive() is not None  # kept alive: a freed template's id could go to a later one
     with ObjectSharingScope():  # as during `keras.saving.load_model`
         wrappers = []
         for units in range(4, 44):  # templates freed by the collector between constructions: ids get reused
