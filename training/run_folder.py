@@ -3,7 +3,8 @@
 - A folder holding a finished run (`metrics.json`, the last file a run writes) is refused unless
   `existing="overwrite"` (start over: the previous run's files are removed, earlier export versions kept) or
   `"reuse"` (with the same settings, return the finished run's test metrics without training: what a rerun study
-  or comparison does).
+  or comparison does). A backup left beside a finished run (the run was killed after writing its results, before
+  removing its backup) is removed then: it can never be resumed.
 - A folder holding an interrupted run (`run.json` and a backup) resumes it when the settings are the same; different
   settings (model, dataset, config, noise, epochs, ...) are refused with the differences listed. `"resume"` insists
   on resuming: a folder with nothing to resume is an error.
@@ -95,6 +96,8 @@ def prepare(out, settings, existing="refuse", chief=True):
                 path = os.path.join(out, name)
                 shutil.rmtree(path) if os.path.isdir(path) else os.path.exists(path) and os.remove(path)
     elif finished:
+        if chief:
+            shutil.rmtree(os.path.join(out, "backup"), ignore_errors=True)
         changed = differences(previous or {}, settings)
         if existing == "reuse" and previous is not None and not changed:
             return _read(os.path.join(out, "metrics.json"))
