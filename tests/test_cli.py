@@ -82,6 +82,37 @@ def test_synergy_dropped_study_writes_its_table(tmp_path):
     assert results["results"]["lmf"]["text"]["mae"] != results["results"]["lmf"]["none"]["mae"]
 
 
+def test_steps_per_execution_trains_the_same_weights_and_counts_every_batch(tmp_path):
+    """Several batches per call of the compiled training step (`--steps-per-execution`, Keras' `compile` argument):
+    the weights of one batch per call, with the synergy regulariser's two optimisers too, and `Throughput` counts
+    every batch though Keras calls it once per call."""
+    import numpy as np
+
+    from multisensory.training.throughput import Throughput
+
+    weights = []
+    for k in ("1", "3"):
+        out = str(tmp_path / f"run{k}")
+        assert cli.main(["train", "--model", "additive_fusion", *SMALL, "--config", "width=8", "--config",
+                         "synergy={}", "--epochs", "2", "--steps-per-execution", k, "--out", out]) == 0
+        model = runs.load_model(os.path.join(out, "model.keras"))
+        assert model.steps_per_execution == int(k)
+        weights.append(model.get_weights())
+    assert len(weights[0]) == len(weights[1]) > 10
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+
+    data = datasets.load("synthetic_av", "train", batch_size=16, num_examples=96)
+    batches = int(data.cardinality())
+    assert batches % 4, "a last call of fewer batches than steps_per_execution"
+    for k in (1, 4):
+        model = zoo.create("additive_fusion", "synthetic_av", width=8)
+        model.compile(steps_per_execution=k)
+        throughput = Throughput(16)
+        model.fit(data, epochs=1, verbose=0, callbacks=[throughput])
+        assert throughput.batches == batches
+
+
 def test_tensorboard_logs_every_loss_term_the_rate_and_throughput_per_step(tmp_path):
     from tensorboard.backend.event_processing import event_accumulator
 

@@ -81,6 +81,9 @@ def _add_train_args(parser):
     parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
                         help="tf.distribute strategy (multiworker: the cluster from TF_CONFIG)")
     parser.add_argument("--log-every", type=int, help="TensorBoard scalars every that many steps too")
+    parser.add_argument("--steps-per-execution", type=int, default=1,
+                        help="batches per call of the compiled training step: faster for small models, the same "
+                             "weights; callbacks and the progress bar see every that many batches")
     parser.add_argument("--out", help="output directory (default runs/<model>-<dataset>)")
     existing = parser.add_mutually_exclusive_group()
     existing.add_argument("--overwrite", action="store_true",
@@ -198,8 +201,8 @@ def _existing(args, default):
 
 def _train_args(args):
     return dict(data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, strategy=args.strategy,
-                log_every=args.log_every or "epoch", noise=args.noise, dropout=args.dropout, seed=args.seed,
-                config=parse_assignments(args.config),
+                log_every=args.log_every or "epoch", steps_per_execution=args.steps_per_execution, noise=args.noise,
+                dropout=args.dropout, seed=args.seed, config=parse_assignments(args.config),
                 dataset_options=parse_assignments(args.dataset_option))
 
 

@@ -52,7 +52,7 @@ KERAS_PASSES_PER_EPOCH = 2
 
 def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=None, dropout=None, drop=(), seed=0,
           config=None, dataset_options=None, callbacks=(), export=True, strategy="default", log_every="epoch",
-          existing="refuse", verbose="auto"):
+          existing="refuse", verbose="auto", steps_per_execution=1):
     """Trains a zoo model with `model.fit` and returns the test metrics (a dict).
 
     Args:
@@ -76,19 +76,24 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
         existing: what to do with a run already in `out`: "refuse" (a finished one; an interrupted one with the same
             settings resumes), "resume", "overwrite" or "reuse" (`multisensory.training.run_folder`).
         verbose: Keras `fit` verbosity ("auto" shows the progress bar).
+        steps_per_execution: int. Batches per call of the compiled training function (Keras' `compile` argument):
+            the same weights, less time per step for small models (docs/performance.md); callbacks, the progress
+            bar and TensorBoard's per-step scalars (`log_every`, counted in calls) then see every that many batches.
     """
     config, dataset_options = dict(config or {}), dict(dataset_options or {})
     if int(epochs) < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}: a run of no epoch would save an untrained model.")
     if batch_size is not None and int(batch_size) < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    if int(steps_per_execution) < 1:
+        raise ValueError(f"steps_per_execution must be at least 1, got {steps_per_execution}.")
     keras.utils.set_random_seed(seed)
     data_info = datasets.info(dataset, data_dir=data_dir or os.environ.get(datasets.DATA_ENV), **dataset_options)
     scope = distribute.strategy(strategy)
     worker = distribute.worker_index(scope)
     with scope.scope():
         net = zoo.create(model, data_info, **config)
-        net.compile()
+        net.compile(steps_per_execution=int(steps_per_execution))
     batch_size = batch_size or net.recipe_batch_size or 32
     settings = {"model": model, "dataset": dataset, "config": config, "dataset_options": dataset_options,
                 "epochs": epochs, "batch_size": batch_size, "noise": noise or {}, "dropout": dropout or {},

@@ -11,6 +11,9 @@ class Throughput(keras.callbacks.Callback):
 
     Args:
         batch_size: int. The global batch size (the last, smaller batch of an epoch counts as a full one).
+
+    With `steps_per_execution` > 1, Keras calls `on_train_batch_end` once per call, with the index of the call's
+    last batch: the batches are counted from that index (at most the epoch's steps, when Keras knows them).
     """
 
     def __init__(self, batch_size):
@@ -21,7 +24,8 @@ class Throughput(keras.callbacks.Callback):
         self.start, self.batches = time.perf_counter(), 0
 
     def on_train_batch_end(self, batch, logs=None):
-        self.batches += 1
+        steps = (self.params or {}).get("steps")
+        self.batches = batch + 1 if not steps else min(batch + 1, steps)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None and self.batches:
