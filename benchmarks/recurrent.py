@@ -7,14 +7,18 @@ the zoo had before `FastLSTM`), holding the same weights. Per model, under `"mod
 - `max_abs_diff_vs_stock`, `max_abs_grad_diff_vs_stock`: predictions and the gradients of every weight (of the
   predictions' sum over the batch); `largest_abs_grad`: the scale of the gradients compared;
 - `train_speedup_vs_stock`: training steps at batch `--batch-size` as `fit` takes them (the model's train function
-  on the next batch of a `tf.data` iterator), taken in turns, medians; `train_on_batch_speedup_vs_stock`: the same
-  through `train_on_batch`, which also resets the metrics and converts the logs to Python numbers on every call;
+  on the next batch of a `tf.data` iterator), timed in samples of `STEPS_PER_SAMPLE` steps taken in turns, medians;
+  `train_on_batch_speedup_vs_stock`: the same through `train_on_batch` (one step a sample), which also resets the
+  metrics and converts the logs to Python numbers on every call;
 - `b1_speedup_vs_stock`: `predict_on_batch` of one example; `serving_b1_speedup_vs_stock`: the exported
   SavedModel's `serving_default` at batch 1 (the portable export, no XLA); `serving_xla_b1_speedup_vs_stock`: the
   export with `xla=True`;
 - `metric_overhead_fraction`: 1 - (step time without metrics) / (step time with the task's metrics: CMU-MOSEI's,
   `datasets.sentiment.SENTIMENT_METRICS`), steps as `fit` takes them; `train_on_batch_metric_overhead_fraction`:
   the same through `train_on_batch`;
+- `steps_per_execution_speedup`, `steps_per_execution_metric_overhead_fraction`: the zoo model compiled with
+  `steps_per_execution=STEPS_PER_EXECUTION` (that many batches per call of the train function, Keras' way to
+  spread its cost of a call over several steps) against one batch per call, and its metric overhead then;
 - `first_step_s`, `peak_rss_mb`, `model_rss_mb` (and the stock twin's): measured in a fresh process per
   formulation that builds the model, takes its first training step (`train_on_batch` after `compile()`, tracing
   and compilation included), 5 more and a prediction: the first step's time, the process's peak RSS, and that peak
@@ -51,6 +55,8 @@ INFO = DatasetInfo("mosei_shapes", [Modality(m, (STEPS, d), kind="sequence") for
                    Task("regression", value_range=(-3, 3), metrics=SENTIMENT_METRICS), {})
 MODELS = {"mmlatch": ("mmlatch", {"units": 100}), "mmlatch_no_feedback": ("mmlatch", {"units": 100, "feedback": None}),
           "mult": ("mult", {}), "mfn": ("mfn", {}), "ef_lstm": ("ef_lstm", {})}
+STEPS_PER_SAMPLE = 5  # training steps per timed sample: a 10-20 ms step alone is within this machine's noise
+STEPS_PER_EXECUTION = 8
 
 
 def batch(size, seed=0):
@@ -61,7 +67,7 @@ def batch(size, seed=0):
     return x, rng.uniform(-3, 3, size).astype("float32")
 
 
-def build(key, stock, metrics="auto"):
+def build(key, stock, metrics="auto", steps_per_execution=1):
     name, config = MODELS[key]
     if stock:
         with recurrent.stock_formulation():
@@ -69,7 +75,7 @@ def build(key, stock, metrics="auto"):
         model.jit_predict = False
     else:
         model = zoo.create(name, INFO, **config)
-    model.compile(metrics=metrics)
+    model.compile(metrics=metrics, steps_per_execution=steps_per_execution)
     return model
 
 
@@ -90,12 +96,14 @@ def medians_in_turns(functions, repeats):
     return [statistics.median(t) for t in times]
 
 
-def fit_step(model, x, y):
-    """A function taking one training step as `fit` does: the model's train function on the next batch of a
-    `tf.data` iterator (without `train_on_batch`'s metric reset and conversion of the logs on every call)."""
+def fit_steps(model, x, y, steps):
+    """A function taking `steps` training steps as `fit` does: the model's train function on the next batches of a
+    `tf.data` iterator (without `train_on_batch`'s metric reset and conversion of the logs on every call); `steps`
+    a multiple of the model's `steps_per_execution`."""
     iterator = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
     model.make_train_function()
-    return lambda: model.train_function(iterator)
+    calls = range(steps // model.steps_per_execution)
+    return lambda: [model.train_function(iterator) for _ in calls]
 
 
 def gradients(model, x):
@@ -150,8 +158,13 @@ def measure(key, batch_size, repeats):
     grad_diff = max(float(np.max(np.abs(a - b))) for a, b in pairs)
     largest_grad = max(float(np.max(np.abs(b))) for _, b in pairs)
     bare = build(key, False, metrics=[])
-    bare.set_weights(model.get_weights())
-    train, stock_train, bare_train = medians_in_turns([fit_step(m, x, y) for m in (model, stock, bare)], repeats)
+    many, many_bare = (build(key, False, metrics=m, steps_per_execution=STEPS_PER_EXECUTION) for m in ("auto", []))
+    for m in (bare, many, many_bare):
+        m.set_weights(model.get_weights())
+    train, stock_train, bare_train = (t / STEPS_PER_SAMPLE for t in medians_in_turns(
+        [fit_steps(m, x, y, STEPS_PER_SAMPLE) for m in (model, stock, bare)], repeats))
+    many_train, many_bare_train = (t / STEPS_PER_EXECUTION for t in medians_in_turns(
+        [fit_steps(m, x, y, STEPS_PER_EXECUTION) for m in (many, many_bare)], repeats))
     on_batch, stock_on_batch, bare_on_batch = medians_in_turns(
         [lambda m=m: m.train_on_batch(x, y) for m in (model, stock, bare)], repeats)
     b1, stock_b1 = medians_in_turns([lambda: model.predict_on_batch(one), lambda: stock.predict_on_batch(one)],
@@ -174,10 +187,14 @@ def measure(key, batch_size, repeats):
         "metric_overhead_fraction": round(1 - bare_train / train, 3),
         "train_on_batch_speedup_vs_stock": round(stock_on_batch / on_batch, 3),
         "train_on_batch_metric_overhead_fraction": round(1 - bare_on_batch / on_batch, 3),
+        "steps_per_execution_speedup": round(train / many_train, 3),
+        "steps_per_execution_metric_overhead_fraction": round(1 - many_bare_train / many_train, 3),
         "train_step_ms": round(1e3 * train, 1), "stock_train_step_ms": round(1e3 * stock_train, 1),
         "train_step_ms_without_metrics": round(1e3 * bare_train, 1),
         "train_on_batch_ms": round(1e3 * on_batch, 1), "stock_train_on_batch_ms": round(1e3 * stock_on_batch, 1),
         "train_on_batch_ms_without_metrics": round(1e3 * bare_on_batch, 1),
+        "steps_per_execution_train_step_ms": round(1e3 * many_train, 1),
+        "steps_per_execution_train_step_ms_without_metrics": round(1e3 * many_bare_train, 1),
         "b1_ms": round(1e3 * b1, 2), "stock_b1_ms": round(1e3 * stock_b1, 2),
         "serving_b1_ms": round(1e3 * serve, 2), "serving_xla_b1_ms": round(1e3 * serve_xla, 2),
         "stock_serving_b1_ms": round(1e3 * stock_serve, 2),
@@ -201,6 +218,7 @@ def main():
         parser.error(f"unknown model(s) {unknown}; choose from {sorted(MODELS)}")
     results = {key: measure(key, args.batch_size, args.repeats) for key in keys}
     print(json.dumps({"batch_size": args.batch_size, "steps": STEPS, "features": FEATURES,
+                      "steps_per_sample": STEPS_PER_SAMPLE, "steps_per_execution": STEPS_PER_EXECUTION,
                       "threads": os.cpu_count(), "machine": platform.processor() or platform.machine(),
                       "tensorflow": tf.__version__, "models": results}, indent=1))
 
