@@ -12,13 +12,16 @@ the zoo had before `FastLSTM`), holding the same weights. Per model, under `"mod
   metrics and converts the logs to Python numbers on every call;
 - `b1_speedup_vs_stock`: `predict_on_batch` of one example; `serving_b1_speedup_vs_stock`: the exported
   SavedModel's `serving_default` at batch 1 (the portable export, no XLA); `serving_xla_b1_speedup_vs_stock`: the
-  export with `xla=True`;
+  export with `xla=True`; each model's calls timed in blocks of `B1_CALLS` after `B1_WARMUP` untimed ones, the
+  blocks in turns (`medians_in_turns` says why); `b1_speedup_vs_stock_interleaved`: `predict_on_batch` timed one
+  call a turn;
 - `metric_overhead_fraction`: 1 - (step time without metrics) / (step time with the task's metrics: CMU-MOSEI's,
   `datasets.sentiment.SENTIMENT_METRICS`), steps as `fit` takes them; `train_on_batch_metric_overhead_fraction`:
   the same through `train_on_batch`;
 - `steps_per_execution_speedup`, `steps_per_execution_metric_overhead_fraction`: the zoo model compiled with
   `steps_per_execution=STEPS_PER_EXECUTION` (that many batches per call of the train function, Keras' way to
-  spread its cost of a call over several steps) against one batch per call, and its metric overhead then;
+  spread its cost of a call over several steps) against one batch per call, and its metric overhead then (these
+  two take their turns with the three above);
 - `first_step_s`, `peak_rss_mb`, `model_rss_mb` (and the stock twin's): measured in a fresh process per
   formulation that builds the model, takes its first training step (`train_on_batch` after `compile()`, tracing
   and compilation included), 5 more and a prediction: the first step's time, the process's peak RSS, and that peak
@@ -57,6 +60,7 @@ MODELS = {"mmlatch": ("mmlatch", {"units": 100}), "mmlatch_no_feedback": ("mmlat
           "mult": ("mult", {}), "mfn": ("mfn", {}), "ef_lstm": ("ef_lstm", {})}
 STEPS_PER_SAMPLE = 5  # training steps per timed sample: a 10-20 ms step alone is within this machine's noise
 STEPS_PER_EXECUTION = 8
+B1_WARMUP, B1_CALLS = 5, 5  # batch-1 calls per turn: untimed, then timed (`medians_in_turns`)
 
 
 def batch(size, seed=0):
@@ -85,14 +89,23 @@ def timed(function):
     return time.perf_counter() - start
 
 
-def medians_in_turns(functions, repeats):
-    """Each function's median time (s), the functions called in turns so that a drift in speed reaches all."""
+def medians_in_turns(functions, repeats, warmup=0, calls=1):
+    """Each function's median time (s), the functions called in turns so that a drift in speed reaches all: in each
+    of `repeats` rounds, each function is called `warmup` times untimed, then `calls` times timed.
+
+    A call of a millisecond or two right after other work is slower than the same call repeated (on this machine a
+    zoo model's `predict_on_batch` at batch 1 took 1.5-2.5 ms right after its stock twin's calls, falling to 1.0-1.4
+    ms over the next four calls of its own; the stock twin's, 3-7 ms, showed no such lag); training steps of 10 ms
+    and more did not show it. Batch-1 calls are therefore timed in blocks after a warm-up (`B1_WARMUP`, `B1_CALLS`),
+    and also one call a turn (`..._interleaved`)."""
     for f in functions:
         f()
     times = [[] for _ in functions]
     for _ in range(repeats):
         for f, t in zip(functions, times):
-            t.append(timed(f))
+            for _ in range(warmup):
+                f()
+            t.extend(timed(f) for _ in range(calls))
     return [statistics.median(t) for t in times]
 
 
@@ -161,27 +174,30 @@ def measure(key, batch_size, repeats):
     many, many_bare = (build(key, False, metrics=m, steps_per_execution=STEPS_PER_EXECUTION) for m in ("auto", []))
     for m in (bare, many, many_bare):
         m.set_weights(model.get_weights())
-    train, stock_train, bare_train = (t / STEPS_PER_SAMPLE for t in medians_in_turns(
-        [fit_steps(m, x, y, STEPS_PER_SAMPLE) for m in (model, stock, bare)], repeats))
-    many_train, many_bare_train = (t / STEPS_PER_EXECUTION for t in medians_in_turns(
-        [fit_steps(m, x, y, STEPS_PER_EXECUTION) for m in (many, many_bare)], repeats))
+    trained = (model, stock, bare, many, many_bare)
+    steps = [STEPS_PER_SAMPLE] * 3 + [STEPS_PER_EXECUTION] * 2
+    train, stock_train, bare_train, many_train, many_bare_train = (t / n for t, n in zip(medians_in_turns(
+        [fit_steps(m, x, y, n) for m, n in zip(trained, steps)], repeats), steps))
     on_batch, stock_on_batch, bare_on_batch = medians_in_turns(
         [lambda m=m: m.train_on_batch(x, y) for m in (model, stock, bare)], repeats)
-    b1, stock_b1 = medians_in_turns([lambda: model.predict_on_batch(one), lambda: stock.predict_on_batch(one)],
-                                    3 * repeats)
+    predict = [lambda: model.predict_on_batch(one), lambda: stock.predict_on_batch(one)]
+    b1, stock_b1 = medians_in_turns(predict, repeats, B1_WARMUP, B1_CALLS)
+    b1_interleaved, stock_b1_interleaved = medians_in_turns(predict, 3 * repeats)
     with tempfile.TemporaryDirectory() as folder:
         served = serving_function(model, os.path.join(folder, "zoo"))
         served_xla = serving_function(model, os.path.join(folder, "zoo_xla"), xla=True)
         served_stock = serving_function(stock, os.path.join(folder, "stock"))
         request = {k: tf.constant(v) for k, v in one.items()}
         serve, serve_xla, stock_serve = medians_in_turns(
-            [lambda: served(**request), lambda: served_xla(**request), lambda: served_stock(**request)], 3 * repeats)
+            [lambda: served(**request), lambda: served_xla(**request), lambda: served_stock(**request)], repeats,
+            B1_WARMUP, B1_CALLS)
     fresh, stock_fresh = fresh_process(key, False, batch_size), fresh_process(key, True, batch_size)
     return {
         "max_abs_diff_vs_stock": diff, "max_abs_grad_diff_vs_stock": grad_diff,
         "largest_abs_grad": largest_grad,
         "train_speedup_vs_stock": round(stock_train / train, 3),
         "b1_speedup_vs_stock": round(stock_b1 / b1, 3),
+        "b1_speedup_vs_stock_interleaved": round(stock_b1_interleaved / b1_interleaved, 3),
         "serving_b1_speedup_vs_stock": round(stock_serve / serve, 3),
         "serving_xla_b1_speedup_vs_stock": round(stock_serve / serve_xla, 3),
         "metric_overhead_fraction": round(1 - bare_train / train, 3),
@@ -196,6 +212,8 @@ def measure(key, batch_size, repeats):
         "steps_per_execution_train_step_ms": round(1e3 * many_train, 1),
         "steps_per_execution_train_step_ms_without_metrics": round(1e3 * many_bare_train, 1),
         "b1_ms": round(1e3 * b1, 2), "stock_b1_ms": round(1e3 * stock_b1, 2),
+        "b1_ms_interleaved": round(1e3 * b1_interleaved, 2),
+        "stock_b1_ms_interleaved": round(1e3 * stock_b1_interleaved, 2),
         "serving_b1_ms": round(1e3 * serve, 2), "serving_xla_b1_ms": round(1e3 * serve_xla, 2),
         "stock_serving_b1_ms": round(1e3 * stock_serve, 2),
         **fresh, **{f"stock_{k}": v for k, v in stock_fresh.items()},
