@@ -93,11 +93,11 @@ def medians_in_turns(functions, repeats, warmup=0, calls=1):
     """Each function's median time (s), the functions called in turns so that a drift in speed reaches all: in each
     of `repeats` rounds, each function is called `warmup` times untimed, then `calls` times timed.
 
-    A call of a millisecond or two right after other work is slower than the same call repeated (on this machine a
-    zoo model's `predict_on_batch` at batch 1 took 1.5-2.5 ms right after its stock twin's calls, falling to 1.0-1.4
-    ms over the next four calls of its own; the stock twin's, 3-7 ms, showed no such lag); training steps of 10 ms
-    and more did not show it. Batch-1 calls are therefore timed in blocks after a warm-up (`B1_WARMUP`, `B1_CALLS`),
-    and also one call a turn (`..._interleaved`)."""
+    A call of a millisecond or two right after other work is slower than the same call repeated (on this machine
+    `mfn`'s and `ef_lstm`'s zoo `predict_on_batch` at batch 1 took 1.5-2.9 ms right after their stock twins' calls
+    and 1.0-1.7 ms by the sixth call of their own; the twins' calls after theirs, 2.6-7.3 ms, showed no such lag);
+    training steps of 10 ms and more did not show it (docs/performance.md). Batch-1 calls are therefore timed in
+    blocks after a warm-up (`B1_WARMUP`, `B1_CALLS`), and also one call a turn (`..._interleaved`)."""
     for f in functions:
         f()
     times = [[] for _ in functions]
