@@ -7,13 +7,17 @@ Measured in one run, same machine: a preset is served twice, with server-side ba
 Each entry gives p50/p99 latency (ms), requests/s and examples/s. Ratios:
 - `batching_throughput_ratio`: REST examples/s of the concurrent batch-1 clients, batching on over off (target >= 3);
 - `grpc_batching_throughput_ratio`: the same over gRPC;
-- `rest_p50_overhead_ms_b1`: with batching off, one client's REST batch-1 p50 minus the direct call's (target < 2).
-Clients and servers share the machine's cores, as a small deployment would. The preset is `--zoo ROOT --model NAME`,
-or a fresh, untrained one (`--fresh`): `mmlatch` (d = 100) on MOSEI's shapes (300/74/35 features, inputs of 50 steps),
-or `additive_fusion` on `synthetic_av`, a model whose call costs less than a request's HTTP and JSON handling.
+- `rest_p50_overhead_ms_b1`: with batching off, one client's REST batch-1 p50 minus the direct call's (target < 2),
+  the two (and gRPC) timed in turns (`direct.b1_in_turns`): blocks of `TURN_CALLS` after `TURN_WARMUP` untimed calls,
+  so that a drift in the machine's speed reaches all three.
+Clients and servers share the machine's cores, as a small deployment would. The servers and the direct calls run
+TensorFlow with the same `--intra-op-threads` (`multisensory serve`'s default 1; 0: TensorFlow's choice). The preset
+is `--zoo ROOT --model NAME`, or a fresh, untrained one (`--fresh`): `mmlatch` (d = 100) on MOSEI's shapes
+(300/74/35 features, inputs of 50 steps), or `additive_fusion` on `synthetic_av`, a model whose call costs less than
+a request's HTTP and JSON handling.
 
 Usage: python benchmarks/serving.py [--clients 8] [--requests 60] [--fresh mmlatch|additive_fusion]
-       [--zoo ROOT --model NAME]
+       [--zoo ROOT --model NAME] [--intra-op-threads 1]
 """
 
 import argparse
@@ -43,6 +47,7 @@ from multisensory import datasets, exports, zoo  # noqa: E402
 FRESH = {"mmlatch": ("mosei", {"units": 100}), "additive_fusion": ("synthetic_av", {})}
 STEPS = 50  # the length of inputs whose sequence axis is open
 WARMUP = 5  # untimed requests per client before each load
+TURN_WARMUP, TURN_CALLS = 3, 6  # one client's calls per turn, untimed then timed (`in_turns`)
 
 
 def free_port():
@@ -51,10 +56,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start(root, batching):
+def start(root, batching, intra_op_threads):
     port, grpc_port = free_port(), free_port()
     command = [sys.executable, "-m", "multisensory.training.cli", "serve", "--zoo", root, "--port", str(port),
-               "--grpc-port", str(grpc_port), "--poll-seconds", "60"] + ([] if batching else ["--no-batching"])
+               "--grpc-port", str(grpc_port), "--poll-seconds", "60", "--intra-op-threads", str(intra_op_threads)]
+    command += [] if batching else ["--no-batching"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -98,6 +104,22 @@ def load(send, clients, requests, batch):
     return summary(latencies, time.perf_counter() - started[0], batch)
 
 
+def in_turns(senders, requests, batch):
+    """{name: summary} of one client calling each of `senders` {name: make}, in turns: in each round, `TURN_WARMUP`
+    untimed calls then `TURN_CALLS` timed ones of each, `requests` timed calls each in all."""
+    calls = {name: make() for name, make in senders.items()}
+    times = {name: [] for name in senders}
+    for _ in range(-(-requests // TURN_CALLS)):
+        for name, call in calls.items():
+            for _ in range(TURN_WARMUP):
+                call()
+            for _ in range(TURN_CALLS):
+                start = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - start)
+    return {name: summary(t, sum(t), batch) for name, t in times.items()}
+
+
 def rest_sender(port, name, body):
     def make():
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -130,7 +152,10 @@ def main():
                         help="the model of a fresh, untrained preset, when --zoo is not given")
     parser.add_argument("--zoo", help="a preset root")
     parser.add_argument("--model", help="the preset's name under --zoo")
+    parser.add_argument("--intra-op-threads", type=int, default=1,
+                        help="TensorFlow's intra-op threads, in the servers and for the direct calls")
     args = parser.parse_args()
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
 
     root, name = args.zoo, args.model
     if root is None:
@@ -145,16 +170,14 @@ def main():
     inputs = {b: {k: rng.uniform(0, 1, (b,) + tuple(d or STEPS for d in s.shape[1:])).astype("float32")
                   for k, s in specs.items()} for b in (1, 32)}
 
-    results = {"direct": {}}
-    for batch, x in inputs.items():
-        tensors = {k: tf.constant(v) for k, v in x.items()}
+    def direct(batch):
+        tensors = {k: tf.constant(v) for k, v in inputs[batch].items()}
+        return lambda: lambda: signature(**tensors)
 
-        def direct():
-            return lambda: signature(**tensors)
-        results["direct"][f"b{batch}"] = load(direct, 1, args.requests * 4, batch)
+    results = {"direct": {f"b{batch}": load(direct(batch), 1, args.requests * 4, batch) for batch in inputs}}
 
     for batching in (True, False):
-        process, port, grpc_port = start(root, batching)
+        process, port, grpc_port = start(root, batching, args.intra_op_threads)
         key = "batching_on" if batching else "batching_off"
         results[key] = {}
         try:
@@ -164,11 +187,17 @@ def main():
                 request.model_spec.name = name
                 for k, v in x.items():
                     request.inputs[k].CopyFrom(tf.make_tensor_proto(v))
-                for protocol, sender in (("rest", rest_sender(port, name, body)),
-                                         ("grpc", grpc_sender(grpc_port, request))):
+                senders = {"rest": rest_sender(port, name, body), "grpc": grpc_sender(grpc_port, request)}
+                for protocol, sender in senders.items():
                     results[key][f"{protocol}_b{batch}_{args.clients}_clients"] = load(
                         sender, args.clients, args.requests, batch)
-                    results[key][f"{protocol}_b{batch}_1_client"] = load(sender, 1, args.requests, batch)
+                if batching or batch != 1:
+                    for protocol, sender in senders.items():
+                        results[key][f"{protocol}_b{batch}_1_client"] = load(sender, 1, args.requests, batch)
+                else:  # the overhead over a direct call: the three in turns
+                    turns = in_turns({"direct": direct(1), **senders}, args.requests, batch)
+                    results["direct"]["b1_in_turns"] = turns.pop("direct")
+                    results[key].update({f"{protocol}_b1_1_client": s for protocol, s in turns.items()})
         finally:
             process.terminate()
             process.wait(30)
@@ -177,12 +206,15 @@ def main():
     on, off = results["batching_on"], results["batching_off"]
     report = {
         "benchmark": "serving", "model": name, "clients": args.clients, "requests_per_client": args.requests,
+        "intra_op_threads": args.intra_op_threads,
         "batching_throughput_ratio": round(on[f"rest_{clients}"]["examples_per_s"]
                                            / off[f"rest_{clients}"]["examples_per_s"], 2),
         "grpc_batching_throughput_ratio": round(on[f"grpc_{clients}"]["examples_per_s"]
                                                 / off[f"grpc_{clients}"]["examples_per_s"], 2),
-        "rest_p50_overhead_ms_b1": round(off["rest_b1_1_client"]["p50_ms"] - results["direct"]["b1"]["p50_ms"], 3),
-        "grpc_p50_overhead_ms_b1": round(off["grpc_b1_1_client"]["p50_ms"] - results["direct"]["b1"]["p50_ms"], 3),
+        "rest_p50_overhead_ms_b1": round(off["rest_b1_1_client"]["p50_ms"]
+                                         - results["direct"]["b1_in_turns"]["p50_ms"], 3),
+        "grpc_p50_overhead_ms_b1": round(off["grpc_b1_1_client"]["p50_ms"]
+                                         - results["direct"]["b1_in_turns"]["p50_ms"], 3),
         **results,
         "peak_rss_mb_client": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),

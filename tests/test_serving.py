@@ -46,7 +46,8 @@ def server(tmp_path_factory):
     process = subprocess.Popen(
         [sys.executable, "-m", "multisensory.training.cli", "serve", "--zoo", root, "--port", str(port),
          "--grpc-port", str(grpc_port), "--poll-seconds", "0.3", "--max-body-mb", "1", "--request-timeout", "1",
-         "--batch-timeout-ms", "5"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+         "--batch-timeout-ms", "5", "--intra-op-threads", "1", "--inter-op-threads", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -278,6 +279,13 @@ def test_a_queue_whose_time_is_up_keeps_filling_while_the_call_threads_are_busy(
     assert sizes == [1, 5]
     for i, output in enumerate(outputs):
         np.testing.assert_array_equal(output["y"], np.full((1, 2), 2 * i))
+
+
+def test_serve_refuses_negative_thread_counts(capsys):
+    from multisensory.training import cli
+
+    assert cli.main(["serve", "--zoo", "nowhere", "--intra-op-threads", "-1"]) == 2
+    assert "--intra-op-threads and --inter-op-threads must be >= 0" in capsys.readouterr().err
 
 
 def test_b64_values_decode_for_string_inputs():
