@@ -31,8 +31,9 @@ class Batcher:
     """Runs `function(**inputs) -> {name: array}` calls, batching concurrent ones (see the module docstring)."""
 
     def __init__(self, options=BatchingOptions(), threads=None):
-        """threads: how many calls run at once; default 1 with batching (a call uses every core through TensorFlow's
-        own threads, and the queues fill while it runs), 2 without (measured faster for concurrent single requests)."""
+        """threads: how many calls run at once; default 1 with batching (TensorFlow runs a call's independent ops side
+        by side on the cores, and the queues fill while it runs; 2 were slower for `mmlatch`, README), 2 without
+        (measured faster for concurrent single requests)."""
         self.options = options
         self.threads = threads or (1 if options.enabled else 2)
         self.pool = concurrent.futures.ThreadPoolExecutor(self.threads, thread_name_prefix="predict")
