@@ -281,11 +281,16 @@ def test_a_queue_whose_time_is_up_keeps_filling_while_the_call_threads_are_busy(
         np.testing.assert_array_equal(output["y"], np.full((1, 2), 2 * i))
 
 
-def test_serve_refuses_negative_thread_counts(capsys):
+def test_serve_refuses_bad_thread_counts_and_a_process_where_tensorflow_runs(capsys):
     from multisensory.training import cli
 
     assert cli.main(["serve", "--zoo", "nowhere", "--intra-op-threads", "-1"]) == 2
     assert "--intra-op-threads and --inter-op-threads must be >= 0" in capsys.readouterr().err
+    tf.constant(1.0) + 1.0  # TensorFlow runs here: its threads are set for this process
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    assert cli.main(["serve", "--zoo", "nowhere", "--intra-op-threads", str(threads + 3)]) == 2
+    assert "start the server in a process of its own" in capsys.readouterr().err
+    assert tf.config.threading.get_intra_op_parallelism_threads() == threads
 
 
 def test_b64_values_decode_for_string_inputs():

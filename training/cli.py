@@ -301,9 +301,12 @@ def _serve(args):
                          "> 0.")
     if args.intra_op_threads < 0 or args.inter_op_threads < 0:
         raise ValueError("--intra-op-threads and --inter-op-threads must be >= 0 (0: TensorFlow's choice).")
-    # settings of the process's TensorFlow runtime: before it runs its first op
-    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    try:  # settings of the process's TensorFlow runtime, which take only before it runs its first op
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    except RuntimeError:
+        raise ValueError("TensorFlow has run in this process already, so its threads are set: start the server in a "
+                         "process of its own (`multisensory serve ...`).") from None
     options = ServerOptions(host=args.host, port=args.port, grpc_port=args.grpc_port, poll_seconds=args.poll_seconds,
                             max_body_bytes=int(args.max_body_mb * (1 << 20)), request_timeout_s=args.request_timeout,
                             batching=BatchingOptions(not args.no_batching, args.batch_timeout_ms,
