@@ -251,41 +251,6 @@ def test_each_export_holds_the_stacked_weights_of_its_time(tmp_path):
         np.testing.assert_allclose(served["logits"], expected, atol=1e-5)
 
 
-def _traced(function, x):
-    """(op types, names of XLA-compiled functions) of `function` traced on `x`, nested functions included."""
-    graph = tf.function(function, autograph=False).get_concrete_function(
-        {k: tf.TensorSpec((None,) + v.shape[1:], v.dtype) for k, v in x.items()}).graph.as_graph_def()
-    ops = {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
-    return ops, [f.signature.name for f in graph.library.function if f.attr["_XlaMustCompile"].b]
-
-
-def test_a_model_without_xla_loops_trains_on_the_loop_and_predicts_small_batches_on_the_fused_kernel():
-    """`ef_lstm` sets `xla_loops = False`: its training step has no XLA computation (an export's `compiled_loops`
-    still overrides the choice), its `predict` runs the fused kernel up to `fused_max_batch` rows and the loop beyond,
-    both with the stock formulation's outputs; a class keeping XLA's loops keeps them."""
-    model = zoo.create("ef_lstm", TWO_SEQUENCES, units=4, embed=4)
-    assert not model.xla_loops and zoo.create("tfn", TWO_SEQUENCES).xla_loops
-    x, _ = two_sequences(recurrent.FUSED_MAX_BATCH_NARROW + 4)
-
-    def gradients(x):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(model(x, training=True))
-        return tape.gradient(loss, model.trainable_weights)
-
-    ops, compiled = _traced(gradients, x)
-    assert not compiled and "BlockLSTMV2" not in ops
-    with recurrent.compiled_loops(True):
-        assert _traced(gradients, x)[1]
-    ops, compiled = _traced(model.predict_step, x)
-    assert not compiled and "BlockLSTMV2" in ops
-    with recurrent.stock_formulation():
-        stock = zoo.create("ef_lstm", TWO_SEQUENCES, units=4, embed=4)
-    stock.set_weights(model.get_weights())
-    for rows in (1, recurrent.FUSED_MAX_BATCH_NARROW + 4):  # the fused kernel, then the loop
-        batch = {k: v[:rows] for k, v in x.items()}
-        np.testing.assert_allclose(model.predict(batch, verbose=0), stock.predict(batch, verbose=0), atol=1e-5)
-
-
 def test_compiled_predict_matches_the_call_and_still_refuses_nan():
     model = zoo.create("mfn", TWO_SEQUENCES, units=8, memory=8, attention_hidden=8)
     assert model.jit_predict

@@ -144,9 +144,6 @@ class FusionModel(keras.Model):
     # `predict` runs the model XLA-compiled (one compilation per input shape): set by the classes measured faster
     # at batch 1 (docs/performance.md); `model.jit_predict = False` before the first `predict` turns it off
     jit_predict = False
-    # the LSTMs' loops (`zoo.recurrent`) XLA-compiled in `fit`, `predict` and `evaluate`; a class measured as fast
-    # without sets False, and its `predict` runs the exports' fused kernel for small batches (docs/performance.md)
-    xla_loops = True
     default_recipe = None
 
     def __init__(self, modalities, task, synergy=None, head="plain", recipe="default", **kwargs):
@@ -221,8 +218,7 @@ class FusionModel(keras.Model):
     def _outputs(self, inputs, training=None):
         if self.standardizers:
             inputs = {**inputs, **{m: layer(inputs[m]) for m, layer in self.standardizers.items()}}
-        with recurrent.preferred_loops(self.xla_loops):
-            outputs = self.forward(inputs, training=training)
+        outputs = self.forward(inputs, training=training)
         return outputs if self.plain_head else self._multiplicative_outputs(outputs, training)
 
     def call(self, inputs, training=None, return_outputs=False):
@@ -326,8 +322,7 @@ class FusionModel(keras.Model):
         x = check_finite(x, self.modalities)
         if self.jit_predict and tf.inside_function():
             return tf.function(lambda x: self(x, training=False), jit_compile=True, autograph=False)(x)
-        with recurrent.inference():
-            return self(x, training=False)
+        return self(x, training=False)
 
     def preprocess(self, inputs):
         """What a user has -> the features `call` takes: a modality with a `raw` spec (`Modality.raw`, e.g. a

@@ -114,13 +114,12 @@ _backward_xla = tf.function(_backward, jit_compile=True, autograph=False)
 # an eager call is a one-off: XLA would compile its loops for each new shape (0.3-1 s each) to save milliseconds
 _forward_graph = tf.function(_forward, autograph=False)
 _backward_graph = tf.function(_backward, autograph=False)
-_XLA = [None]  # None: nobody chose, the loops are XLA-compiled
+_XLA = [True]
 
 
 @contextlib.contextmanager
 def compiled_loops(enabled):
-    """Whether the loops traced within this context are XLA-compiled (default: yes); it overrides a model's own
-    choice (`preferred_loops`).
+    """Whether the loops traced within this context are XLA-compiled (default: yes).
 
     Exports trace with `compiled_loops(False)`: TF-Serving runs XLA on CPU only behind an experimental flag.
     """
@@ -129,36 +128,6 @@ def compiled_loops(enabled):
         yield
     finally:
         _XLA.pop()
-
-
-@contextlib.contextmanager
-def preferred_loops(enabled):
-    """A model's choice of XLA-compiled loops (`FusionModel.xla_loops`), which holds unless an enclosing
-    `compiled_loops` (an export's) chose."""
-    _XLA.append(bool(enabled) if _XLA[-1] is None else _XLA[-1])
-    try:
-        yield
-    finally:
-        _XLA.pop()
-
-
-def _xla():
-    return _XLA[-1] is not False
-
-
-_INFERENCE = [False]
-
-
-@contextlib.contextmanager
-def inference():
-    """Within this context (`FusionModel.predict_step`), a function traced without XLA runs the fused kernel for
-    small batches as an export does, with [K; R] concatenated on each call (no stacked copy: the weights change
-    between calls). No gradient may be taken there (see `lstm_sequences`)."""
-    _INFERENCE.append(True)
-    try:
-        yield
-    finally:
-        _INFERENCE.pop()
 
 
 _STACKED = [None]
@@ -206,7 +175,7 @@ def lstm_scan(xw, recurrent_kernel, h0, c0):
     """
     # the custom gradient is the only one: no tape records the loop (and none may cross the compiled function)
     xw, recurrent_kernel, h0, c0 = (tf.stop_gradient(v) for v in (xw, recurrent_kernel, h0, c0))
-    if not _xla():
+    if not _XLA[-1]:
         forward, backward = _forward, _backward
     elif tf.executing_eagerly():
         forward, backward = _forward_graph, _backward_graph
@@ -332,11 +301,11 @@ def lstm_sequences(x, mask, kernel, recurrent_kernel, bias, h0, c0, go_backwards
         x = tf.reverse(x, [1])
         mask = None if mask is None else tf.reverse(mask, [1])
     stacked = _stacked(kernel, recurrent_kernel)
-    # the fused kernel (float32 only) runs in the portable loop of an export, of `predict` (`inference`) or of an
-    # eager call; in a traced training function it would sit in a `tf.cond` whose gradient TensorFlow 2.21 cannot
-    # take under a persistent tape (an assertion in cond_v2), which the synergy regulariser's training step uses
-    fusable = (not _xla() and x.dtype == tf.float32
-               and (stacked is not None or _INFERENCE[-1] or tf.executing_eagerly()))
+    # the fused kernel (float32 only) runs in the portable loop of an export, or of an eager call; in a traced
+    # function outside an export it would sit in a `tf.cond` whose gradient TensorFlow 2.21 cannot take under a
+    # persistent tape (an assertion in cond_v2), which the synergy regulariser's training step uses
+    fusable = (not _XLA[-1] and x.dtype == tf.float32
+               and (stacked is not None or tf.executing_eagerly()))
     kernel, recurrent_kernel, bias = (tf.convert_to_tensor(w) for w in (kernel, recurrent_kernel, bias))
     static = x.shape[:2] + recurrent_kernel.shape[:1]
     if mask is None:

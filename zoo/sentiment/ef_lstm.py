@@ -36,10 +36,6 @@ class EFLSTM(FusionModel):
         dropout: float. Dropout on the LSTM inputs and in the head.
     """
 
-    # its one LSTM trains as fast without XLA, and `predict` at small batches runs faster on the fused kernel,
-    # without loading XLA's compiler (about 100 MB; docs/performance.md)
-    xla_loops = False
-
     def __init__(self, modalities, task, units=64, embed=32, hidden=(64,), dropout=0.0, **kwargs):
         super().__init__(modalities, task, **kwargs)
         check_aligned(self.modalities, "ef_lstm")
