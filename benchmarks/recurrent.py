@@ -89,8 +89,8 @@ def timed(function):
     return time.perf_counter() - start
 
 
-def medians_in_turns(functions, repeats, warmup=0, calls=1):
-    """Each function's median time (s), the functions called in turns so that a drift in speed reaches all: in each
+def times_in_turns(functions, repeats, warmup=0, calls=1):
+    """Each function's times (s), the functions called in turns so that a drift in speed reaches all: in each
     of `repeats` rounds, each function is called `warmup` times untimed, then `calls` times timed.
 
     A call of a millisecond or two right after other work is slower than the same call repeated (on this machine
@@ -106,7 +106,12 @@ def medians_in_turns(functions, repeats, warmup=0, calls=1):
             for _ in range(warmup):
                 f()
             t.extend(timed(f) for _ in range(calls))
-    return [statistics.median(t) for t in times]
+    return times
+
+
+def medians_in_turns(functions, repeats, warmup=0, calls=1):
+    """Each function's median time (s) in `times_in_turns`."""
+    return [statistics.median(t) for t in times_in_turns(functions, repeats, warmup, calls)]
 
 
 def fit_steps(model, x, y, steps):

@@ -8,8 +8,8 @@ Each entry gives p50/p99 latency (ms), requests/s and examples/s. Ratios:
 - `batching_throughput_ratio`: REST examples/s of the concurrent batch-1 clients, batching on over off (target >= 3);
 - `grpc_batching_throughput_ratio`: the same over gRPC;
 - `rest_p50_overhead_ms_b1`: with batching off, one client's REST batch-1 p50 minus the direct call's (target < 2),
-  the two (and gRPC) timed in turns (`direct.b1_in_turns`): blocks of `TURN_CALLS` after `TURN_WARMUP` untimed calls,
-  so that a drift in the machine's speed reaches all three.
+  the two (and gRPC) timed in turns (`direct.b1_in_turns`, `times_in_turns` of benchmarks/recurrent.py): blocks of
+  `TURN_CALLS` after `TURN_WARMUP` untimed calls, so that a drift in the machine's speed reaches all three.
 Clients and servers share the machine's cores, as a small deployment would. The servers and the direct calls run
 TensorFlow with the same `--intra-op-threads` (`multisensory serve`'s default 1; 0: TensorFlow's choice). The preset
 is `--zoo ROOT --model NAME`, or a fresh, untrained one (`--fresh`): `mmlatch` (d = 100) on MOSEI's shapes
@@ -42,12 +42,13 @@ import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
 
 from multisensory import datasets, exports, zoo  # noqa: E402
+from recurrent import times_in_turns  # noqa: E402  (benchmarks/recurrent.py)
 
 
 FRESH = {"mmlatch": ("mosei", {"units": 100}), "additive_fusion": ("synthetic_av", {})}
 STEPS = 50  # the length of inputs whose sequence axis is open
 WARMUP = 5  # untimed requests per client before each load
-TURN_WARMUP, TURN_CALLS = 3, 6  # one client's calls per turn, untimed then timed (`in_turns`)
+TURN_WARMUP, TURN_CALLS = 3, 6  # one client's calls per turn, untimed then timed (`times_in_turns`)
 
 
 def free_port():
@@ -102,22 +103,6 @@ def load(send, clients, requests, batch):
     with concurrent.futures.ThreadPoolExecutor(clients) as pool:
         latencies = [t for times in pool.map(client, range(clients)) for t in times]
     return summary(latencies, time.perf_counter() - started[0], batch)
-
-
-def in_turns(senders, requests, batch):
-    """{name: summary} of one client calling each of `senders` {name: make}, in turns: in each round, `TURN_WARMUP`
-    untimed calls then `TURN_CALLS` timed ones of each, `requests` timed calls each in all."""
-    calls = {name: make() for name, make in senders.items()}
-    times = {name: [] for name in senders}
-    for _ in range(-(-requests // TURN_CALLS)):
-        for name, call in calls.items():
-            for _ in range(TURN_WARMUP):
-                call()
-            for _ in range(TURN_CALLS):
-                start = time.perf_counter()
-                call()
-                times[name].append(time.perf_counter() - start)
-    return {name: summary(t, sum(t), batch) for name, t in times.items()}
 
 
 def rest_sender(port, name, body):
@@ -195,7 +180,10 @@ def main():
                     for protocol, sender in senders.items():
                         results[key][f"{protocol}_b{batch}_1_client"] = load(sender, 1, args.requests, batch)
                 else:  # the overhead over a direct call: the three in turns
-                    turns = in_turns({"direct": direct(1), **senders}, args.requests, batch)
+                    makers = {"direct": direct(1), **senders}
+                    times = times_in_turns([make() for make in makers.values()], -(-args.requests // TURN_CALLS),
+                                           TURN_WARMUP, TURN_CALLS)
+                    turns = {name: summary(t, sum(t), batch) for name, t in zip(makers, times)}
                     results["direct"]["b1_in_turns"] = turns.pop("direct")
                     results[key].update({f"{protocol}_b1_1_client": s for protocol, s in turns.items()})
         finally:
