@@ -51,8 +51,9 @@ def test_missing_data_directory_explains_the_layout(monkeypatch, tmp_path):
 def test_missing_modality(model, features):
     with pytest.raises(ValueError, match="Missing modality 'audio'"):
         model({"image": features["image"]})
-    with pytest.raises(ValueError, match="Missing modality 'audio'"):
-        model.predict({"image": features["image"]}, verbose=0)
+    for predict in (model.predict, model.predict_on_batch):
+        with pytest.raises(ValueError, match="Missing modality 'audio'"):
+            predict({"image": features["image"]})
 
 
 def test_extra_modality(model, features):
@@ -63,15 +64,17 @@ def test_extra_modality(model, features):
 def test_wrong_shape_names_the_modality(model, features):
     with pytest.raises(ValueError, match=r"Modality 'audio': expected shape \(batch, 20, 32\), got \(4, 20, 31\)"):
         model({**features, "audio": features["audio"][..., :31]})
-    with pytest.raises(ValueError, match="Modality 'image': expected shape"):
-        model.predict({**features, "image": features["image"][..., 0]}, verbose=0)
+    for predict in (model.predict, model.predict_on_batch):
+        with pytest.raises(ValueError, match="Modality 'image': expected shape"):
+            predict({**features, "image": features["image"][..., 0]})
 
 
 def test_wrong_dtype_names_the_modality(model, features):
     with pytest.raises(TypeError, match="Modality 'image': expected a floating-point tensor.*int32"):
         model({**features, "image": features["image"].astype("int32")})
-    with pytest.raises(TypeError, match="Modality 'image'"):
-        model.predict({**features, "image": features["image"].astype("uint8")}, verbose=0)
+    for predict in (model.predict, model.predict_on_batch):
+        with pytest.raises(TypeError, match="Modality 'image'"):
+            predict({**features, "image": features["image"].astype("uint8")})
 
 
 def test_not_a_dict(model, features):
@@ -92,9 +95,11 @@ def test_predict_refuses_non_finite_inputs_naming_the_modality(model, features):
     for value in (np.nan, np.inf):
         bad = {**features, "audio": features["audio"].copy()}
         bad["audio"][1, 2, 3] = value
-        with pytest.raises(tf.errors.InvalidArgumentError, match="Modality 'audio': the input holds NaN or infinite"):
-            model.predict(bad, verbose=0)
+        for predict in (model.predict, model.predict_on_batch):
+            with pytest.raises(tf.errors.InvalidArgumentError, match="Modality 'audio': the input holds NaN or infinite"):
+                predict(bad)
     assert np.isfinite(model.predict(features, verbose=0)).all()
+    assert np.isfinite(model.predict_on_batch(features)).all()
 
 
 def test_the_shape_check_holds_after_a_relaxed_retrace(model, features):
@@ -107,10 +112,11 @@ def test_the_shape_check_holds_after_a_relaxed_retrace(model, features):
 
 
 def test_empty_and_mismatched_batches_are_refused_up_front(model, features):
-    with pytest.raises(ValueError, match="No example to predict"):
-        model.predict({k: v[:0] for k, v in features.items()}, verbose=0)
-    with pytest.raises(ValueError, match=r"different batch sizes: \{'image': 4, 'audio': 2\}"):
-        model.predict({**features, "audio": features["audio"][:2]}, verbose=0)
+    for predict in (model.predict, model.predict_on_batch):
+        with pytest.raises(ValueError, match="No example to predict"):
+            predict({k: v[:0] for k, v in features.items()})
+        with pytest.raises(ValueError, match=r"different batch sizes: \{'image': 4, 'audio': 2\}"):
+            predict({**features, "audio": features["audio"][:2]})
     with pytest.raises(ValueError, match="different batch sizes"):
         model({**features, "audio": features["audio"][:2]})
 

@@ -37,7 +37,7 @@ SCRIPT = textwrap.dedent("""
             model.compile(optimizer=keras.optimizers.SGD(0.1))
         initial = model.get_weights()
         model.fit(data, epochs=1, verbose=0)
-        return initial, model.get_weights()
+        return initial, model.get_weights(), model
 
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert mirrored.num_replicas_in_sync == 2
@@ -45,14 +45,17 @@ SCRIPT = textwrap.dedent("""
         if case_id not in {cases!r}:
             continue
         data = tf.data.Dataset.from_tensor_slices(({{k: v[:32] for k, v in features.items()}}, labels[:32])).batch(32)
-        initial, single = trained(name, info, data, config, tf.distribute.get_strategy())
-        initial_mirrored, both = trained(name, info, data, config, mirrored)
+        initial, single, _ = trained(name, info, data, config, tf.distribute.get_strategy())
+        initial_mirrored, both, model = trained(name, info, data, config, mirrored)
         assert all(np.array_equal(a, b) for a, b in zip(initial, initial_mirrored)), case_id
         moved = max(float(np.abs(a - b).max()) for a, b in zip(initial, single))
         diff = max(float(np.abs(a - b).max()) for a, b in zip(single, both))
         print(case_id, moved, diff)
         assert moved > 1e-3 and diff < 1e-3 * moved, (case_id, moved, diff)
-""").format(tests=os.path.dirname(os.path.abspath(__file__)), cases=CASES)
+        if case_id == {first!r}:  # one batch predicted once, not once per replica
+            x = {{k: v[:5] for k, v in features.items()}}
+            np.testing.assert_allclose(model.predict_on_batch(x), model.predict(x, verbose=0), atol=1e-6)
+""").format(tests=os.path.dirname(os.path.abspath(__file__)), cases=CASES, first=CASES[0])
 
 
 def test_mirrored_training_matches_a_single_device():

@@ -55,6 +55,28 @@ def test_outputs_channel_exposes_the_contract():
         np.testing.assert_allclose(out["prediction"], model.predict(x, verbose=0), atol=1e-5)
 
 
+def test_predict_on_batch_matches_predict_and_follows_the_model():
+    """`predict_on_batch` keeps the concrete predict function of each input signature: it predicts as `predict`
+    for every batch size, with the weights as they are now, and through the new function after `compile`."""
+    model = zoo.create("additive_fusion", "synthetic_av", width=8, hidden=(8,))
+    model.compile()
+    x, _ = generate(6, seed=4)
+    for n in (6, 1, 6, 3):
+        batch = {k: v[:n] for k, v in x.items()}
+        np.testing.assert_allclose(model.predict_on_batch(batch), model.predict(batch, verbose=0), atol=1e-6)
+    before = model.predict_on_batch(x)
+    kernel = model.trainable_weights[0]
+    kernel.assign(kernel * 2.0 + 0.1)
+    after = model.predict_on_batch(x)
+    assert np.abs(after - before).max() > 1e-3
+    np.testing.assert_allclose(after, model.predict(x, verbose=0), atol=1e-6)
+    model.compile()
+    np.testing.assert_allclose(model.predict_on_batch(x), after, atol=1e-6)
+    assert model._predict_concrete[0] is model.predict_function
+    model.compile(run_eagerly=True)  # Keras' path
+    np.testing.assert_allclose(model.predict_on_batch(x), after, atol=1e-6)
+
+
 def test_late_fusion_averages_probabilities():
     features, _ = generate(8, seed=2)
     model = zoo.create("late_fusion", "synthetic_av")
