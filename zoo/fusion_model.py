@@ -358,8 +358,8 @@ class FusionModel(keras.Model):
     def predict_on_batch(self, x):
         """Keras' `predict_on_batch`; a dict of arrays is checked up front as by `predict`, converted to tensors and
         given to the concrete function of Keras' predict function for its signature (names, shapes, dtypes), kept
-        per model: calling the `tf.function` matches its nested arguments anew on every call, 0.2-0.8 ms at batch 1
-        (docs/performance.md), a fifth of an `ef_lstm` call. Any other input, and a model compiled with
+        per model: calling the `tf.function` matches its nested arguments anew on every call, 0.11-0.17 ms at batch
+        1, 11-15% of an `ef_lstm` or `mfn` call (docs/performance.md). Any other input, and a model compiled with
         `run_eagerly=True`, takes Keras' path. Under a strategy of several replicas the batch runs once, eagerly:
         Keras' predict function would give every replica the whole batch and return each row once per replica."""
         if not isinstance(x, Mapping) or self.run_eagerly:
