@@ -6,6 +6,7 @@ import pytest
 from multisensory import zoo
 from multisensory.datasets import DatasetInfo, Modality, Task
 from multisensory.datasets.synthetic_av import generate
+from multisensory.zoo.fusion_model import MAX_PREDICT_SIGNATURES
 from model_harness import SMALL, composition_cases, model_cases, run_model_test
 
 SENTIMENT_INFO = DatasetInfo(
@@ -73,6 +74,10 @@ def test_predict_on_batch_matches_predict_and_follows_the_model():
     model.compile()
     np.testing.assert_allclose(model.predict_on_batch(x), after, atol=1e-6)
     assert model._predict_concrete[0] is model.predict_function
+    many, _ = generate(MAX_PREDICT_SIGNATURES + 2, seed=5)
+    for n in range(1, MAX_PREDICT_SIGNATURES + 3):  # one function per batch size, at most MAX_PREDICT_SIGNATURES
+        assert model.predict_on_batch({k: v[:n] for k, v in many.items()}).shape[0] == n
+        assert len(model._predict_concrete[1]) <= MAX_PREDICT_SIGNATURES
     model.compile(run_eagerly=True)  # Keras' path
     np.testing.assert_allclose(model.predict_on_batch(x), after, atol=1e-6)
 
