@@ -366,9 +366,16 @@ class FusionModel(keras.Model):
             return super().predict_on_batch(x)
         self._check_batch(x)
         if self.distribute_strategy.num_replicas_in_sync > 1:
-            return keras.tree.map_structure(keras.ops.convert_to_numpy, self.predict_step((x,)))
+            outputs = self.predict_step((x,))
+        else:
+            x = {k: tf.convert_to_tensor(v) for k, v in x.items()}
+            outputs = self._concrete_predict_function(x)([(x,)])
+        return keras.tree.map_structure(keras.ops.convert_to_numpy, outputs)
+
+    def _concrete_predict_function(self, x):
+        """The concrete function of Keras' predict function for the signature (names, shapes, dtypes) of the dict of
+        tensors `x`, kept per model for `predict_on_batch`."""
         self.make_predict_function()
-        x = {k: tf.convert_to_tensor(v) for k, v in x.items()}
         signature = tuple(sorted((k, tuple(v.shape), v.dtype.name) for k, v in x.items()))
         function, concrete = getattr(self, "_predict_concrete", (None, {}))
         if function is not self.predict_function or len(concrete) >= MAX_PREDICT_SIGNATURES:
@@ -379,7 +386,7 @@ class FusionModel(keras.Model):
             object.__setattr__(self, "_predict_concrete", (self.predict_function, concrete))
         if signature not in concrete:
             concrete[signature] = self.predict_function.get_concrete_function([(x,)])
-        return keras.tree.map_structure(keras.ops.convert_to_numpy, concrete[signature]([(x,)]))
+        return concrete[signature]
 
     def build(self, input_shape=None):
         """Creates all weights from the modality specs (a variable length is built with 4 steps) by one eager call on
