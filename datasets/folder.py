@@ -32,6 +32,8 @@ the registered datasets. A spec:
 - A sequence (or text) modality of a variable number of steps has shape `[null, features...]` and comes as arrays:
   padded (n, T, features...) with zero steps in front (the zoo's padding), or every example's steps one after
   another (total steps, features...) with `<modality>_lengths` (n,), which the loader front-pads to the longest.
+  The lengths say which steps are real (noise and statistics use them); padded arrays without lengths count the
+  steps from the first one holding a non-zero value as real (`multisensory.datasets.noise`).
 - `"standardize": true` on a modality: the model standardises it with the training split's mean and standard
   deviation over the last axis (`Modality.standardize`, applied inside the model, so a saved or exported model
   takes the features as the files hold them). Noise is added to the features as the files hold them.
@@ -51,8 +53,10 @@ import numpy as np
 from .dataset_info import MODALITY_KINDS, DatasetInfo, Modality, Task
 from .files import DataFileError, cache_watching, check_labels, reading, regular_file
 from .registry import SPLITS, array_source
+from .sequence_features import real_steps
 
 SPEC = "dataset.json"
+LENGTHS = "_lengths"  # an array `<modality>_lengths` gives a variable-length modality's real steps per example
 KEYS = {"name", "description", "modalities", "task", "label", "files", "split", "delimiter", "header", "nonfinite"}
 MODALITY_KEYS = {"name", "kind", "shape", "dtype", "description", "columns", "standardize"}
 TASK_KEYS = {"type", "num_classes", "range", "metrics"}
@@ -126,7 +130,8 @@ def info(path):
         name=spec.get("name", os.path.basename(os.path.dirname(_spec_path(path)))),
         modalities=tuple(Modality(m["name"], tuple(m["shape"]), m.get("dtype", "float32"), m.get("kind", "vector"),
                                   m.get("description", ""),
-                                  _statistics(train[m["name"]], m) if m.get("standardize") else None)
+                                  _statistics(train[m["name"]], m, train.get(f"{m['name']}{LENGTHS}"))
+                                  if m.get("standardize") else None)
                          for m in spec["modalities"]),
         task=Task(task["type"], num_classes=task.get("num_classes"), value_range=task.get("range"),
                   metrics=task.get("metrics", ())),
@@ -134,11 +139,12 @@ def info(path):
         source=spec.get("description", _spec_path(path)))
 
 
-def _statistics(x, modality):
-    """{"mean", "std"} over the last axis of the training features (a sequence's all-zero padding steps left out)."""
+def _statistics(x, modality, lengths=None):
+    """{"mean", "std"} over the last axis of the training features; of a sequence, over its real steps (the last
+    `lengths` of each row, else those from the first non-zero step: `sequence_features.real_steps`)."""
+    if modality.get("kind") in ("sequence", "text") and x.ndim > 2:
+        x = x[real_steps(x, lengths)]
     steps = x.reshape(-1, x.shape[-1]) if x.ndim > 1 else x.reshape(-1, 1)
-    if modality.get("kind") == "sequence":
-        steps = steps[np.any(steps != 0, axis=1)]
     return {"mean": steps.mean(0).tolist(), "std": steps.std(0).tolist()}
 
 
@@ -268,7 +274,10 @@ def _checked(arrays, label_key, source, spec):
             raise DataFileError(f"'{source}': modality '{m['name']}' has dtype {x.dtype}; expected numbers.")
         shape = tuple(m["shape"])
         if None in shape:
-            features[m["name"]] = _steps(x, arrays.get(f"{m['name']}_lengths"), m, n, source)
+            lengths = arrays.get(f"{m['name']}{LENGTHS}")
+            features[m["name"]] = _steps(x, lengths, m, n, source)
+            if lengths is not None:
+                features[f"{m['name']}{LENGTHS}"] = np.asarray(lengths).reshape(-1).astype("int32")
             continue
         if len(x) != n:
             raise DataFileError(f"'{source}': modality '{m['name']}' has {len(x)} examples, the labels {n}.")
@@ -277,7 +286,7 @@ def _checked(arrays, label_key, source, spec):
                                 f"example, its declared shape {list(shape)} {int(np.prod(shape))}.")
         features[m["name"]] = x.reshape((n,) + shape).astype(m.get("dtype", "float32"))
     bad = np.zeros(n, bool)
-    for name, x in features.items():
+    for name, x in ((k, v) for k, v in features.items() if not k.endswith(LENGTHS)):
         rows = ~np.isfinite(x.reshape(n, -1)).all(axis=1)
         if rows.any() and spec.get("nonfinite", "error") == "error":
             row = int(np.argmax(rows))
@@ -301,7 +310,8 @@ def _checked(arrays, label_key, source, spec):
         if spec["nonfinite"] == "drop":
             features, labels = {k: v[~bad] for k, v in features.items()}, labels[~bad]
         else:
-            features = {k: np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) for k, v in features.items()}
+            features = {k: v if k.endswith(LENGTHS) else np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
+                        for k, v in features.items()}
     return features, labels, int(bad.sum())
 
 
@@ -326,7 +336,8 @@ def _steps(x, lengths, m, n, source):
 
 @cache_watching(lambda folder: [folder])
 def read_splits(folder):
-    """{split: (features, labels, non-finite examples)} of a dataset folder, checked."""
+    """{split: (features, labels, non-finite examples)} of a dataset folder, checked; the features hold each
+    variable-length modality's `<modality>_lengths` where the files give them."""
     spec = read_spec(folder)
     files = spec["files"]
     if isinstance(files, dict):
@@ -347,7 +358,8 @@ def read_splits(folder):
 def load_split(path, split):
     """The `Source` of one split of the dataset folder at `path`."""
     features, labels, _ = read_splits(os.path.dirname(_spec_path(path)))[split]
-    return array_source(features, labels)
+    lengths = {k[:-len(LENGTHS)]: v for k, v in features.items() if k.endswith(LENGTHS)}
+    return array_source({k: v for k, v in features.items() if not k.endswith(LENGTHS)}, labels, lengths=lengths)
 
 
 def check(path):

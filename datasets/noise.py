@@ -2,11 +2,19 @@
 
 Signal-to-noise ratio (SNR) is a plain power ratio, not decibels, measured per example:
 
-    SNR = P_signal / P_noise,   P_signal = mean(x ** 2) over all of the example's elements,
+    SNR = P_signal / P_noise,   P_signal = mean(x ** 2) over the example's real elements,
 
-so white noise n ~ N(0, sigma^2) with sigma^2 = P_signal / SNR is added to every element. SNR 0.5 means the noise
-carries twice the power of the signal (Barnum et al. 2020 train at audio 0.5, image 0.25). An all-zero example stays
-zero. `float("inf")` or `None` leaves a modality untouched; SNRs below `MIN_SNR` (1e-30) are refused, since their noise
+so white noise n ~ N(0, sigma^2) with sigma^2 = P_signal / SNR is added to every real element. The papers leave SNR
+undefined (Barnum et al. 2020 give only the ratios they train at, audio 0.5 and image 0.25); this per-example power
+ratio is the zoo's reading. SNR 0.5 means the noise carries twice the power of the signal. An all-zero example stays
+zero.
+
+Real elements: every element of a fixed-shape modality; of a sequence (`sequences`: axis 1 counts steps), the steps
+that `lengths` say are real, or where a batch carries no lengths, the steps from the first one holding a non-zero
+value to the end. The zoo's sequences are front-padded with all-zero steps (`datasets.sequence_features`, folder
+datasets), so that rule counts a real all-zero step inside a sequence as real, and only all-zero steps before the
+first non-zero one as padding, as the models' padding masks do (`zoo.sentiment.sequence_lstm.padding_mask`).
+Padding steps get no noise and stay exactly zero, and their zeros do not dilute the signal's power. `float("inf")` or `None` leaves a modality untouched; SNRs below `MIN_SNR` (1e-30) are refused, since their noise
 overflows float32.
 
 A dataset may define the noise of a modality in a raw domain (`registry.RawDomain`): `av_mnist`'s audio noise
@@ -14,9 +22,12 @@ goes on each recording's own samples, before the silent front padding and the sp
 appendix A.3 (`multisensory.datasets.av_mnist`). Its `finish` then gives the model's features, before corruptions
 and dropout.
 
-Modality dropout replaces a modality with zeros: for each example with probability p, or always for the named
-modalities in `drop` (Barnum et al. build unimodal baselines this way). Noise is applied before dropout, so a dropped
-modality is exactly zero.
+Modality dropout replaces a modality with its absent value: for each example with probability p, or always for the
+named modalities in `drop` (Barnum et al. build unimodal baselines this way). The absent value is zero (for a
+sequence: every step padding), except for a fixed-shape modality that the model standardises (`Modality.standardize`),
+whose absent value is the training mean, so that it reaches the model as exactly 0 after standardisation while a real
+zero (a black pixel) is standardised like any other value (`zoo.fusion_model.Standardize`). Noise is applied before
+dropout, so a dropped modality is exactly its absent value.
 
 Drawing Gaussian values is the slow part of a pipeline (about 80 M/s on two cores: 7,000 `av_mnist` spectrograms
 per second, slower than a small model trains), so `augment` draws them once: per modality of fixed shape, a bank
@@ -44,22 +55,41 @@ BANK_ROWS = 1024
 MIN_SNR = 1e-30
 
 
-def add_at_snr(x, unit_noise, snr):
-    """x + sigma * unit_noise with sigma^2 = P_signal / snr per example; `unit_noise` has unit variance."""
+def real_steps(x, lengths=None):
+    """(batch, T) mask of a front-padded sequence's real steps: the last `lengths[i]` steps of row i, or without
+    lengths, the steps from the first one holding a non-zero value (see the module docstring)."""
+    steps = tf.shape(x)[1]
+    if lengths is not None:
+        return tf.range(steps)[None, :] >= steps - tf.cast(tf.reshape(lengths, [-1, 1]), tf.int32)
+    nonzero = tf.reduce_any(tf.reshape(x != 0, [tf.shape(x)[0], steps, -1]), axis=-1)
+    return tf.cumsum(tf.cast(nonzero, tf.int32), axis=1) > 0
+
+
+def add_at_snr(x, unit_noise, snr, real=None):
+    """x + sigma * unit_noise with sigma^2 = P_signal / snr per example; `unit_noise` has unit variance.
+
+    `real`, a (batch, T) mask of a sequence's real steps (`real_steps`), limits the power and the noise to them.
+    """
     axes = list(range(1, len(x.shape)))
-    power = tf.reduce_mean(tf.square(x), axis=axes, keepdims=True)
-    return x + tf.sqrt(power / snr) * unit_noise
+    if real is None:
+        power = tf.reduce_mean(tf.square(x), axis=axes, keepdims=True)
+        return x + tf.sqrt(power / snr) * unit_noise
+    weights = tf.reshape(tf.cast(real, x.dtype), tf.concat([tf.shape(real), tf.ones([len(x.shape) - 2], tf.int32)], 0))
+    count = tf.reduce_sum(weights * tf.ones_like(x), axis=axes, keepdims=True)
+    power = tf.reduce_sum(tf.square(x) * weights, axis=axes, keepdims=True) / tf.maximum(count, 1.0)
+    return x + tf.sqrt(power / snr) * unit_noise * weights
 
 
-def white_noise(x, snr, seed):
+def white_noise(x, snr, seed, real=None):
     """Adds white Gaussian noise to a batch so that each example has the given power SNR.
 
     Args:
         x: float tensor (batch, ...).
         snr: float > 0. Signal power over noise power, as a ratio.
         seed: int tensor (2,). Stateless seed.
+        real: (batch, T) bool or None. A sequence's real steps (`real_steps`); None for every element.
     """
-    return add_at_snr(x, tf.random.stateless_normal(tf.shape(x), seed, dtype=x.dtype), snr)
+    return add_at_snr(x, tf.random.stateless_normal(tf.shape(x), seed, dtype=x.dtype), snr, real)
 
 
 def bank_rows(rows, batch_size, seed):
@@ -76,11 +106,13 @@ def bank_noise(bank, batch_size, seed):
     return (tf.gather(bank, i) + tf.gather(bank, j)) * (0.5 ** 0.5)
 
 
-def dropout_modality(x, p, seed):
-    """Zeros whole examples of a batch with probability p each (p = 1 drops every example)."""
+def dropout_modality(x, p, seed, absent=None):
+    """Replaces whole examples of a batch with `absent` (zeros when None) with probability p each (p = 1 drops every
+    example)."""
     keep = tf.random.stateless_uniform(tf.shape(x)[:1], seed) >= p
-    keep = tf.reshape(tf.cast(keep, x.dtype), [-1] + [1] * (len(x.shape) - 1))
-    return x * keep
+    keep = tf.reshape(keep, [-1] + [1] * (len(x.shape) - 1))
+    return tf.where(keep, x, tf.zeros_like(x) if absent is None else tf.broadcast_to(tf.cast(absent, x.dtype),
+                                                                                     tf.shape(x)))
 
 
 def _check_setting(name, setting, modalities, low, high, inclusive_low):
@@ -112,11 +144,13 @@ def _check_corruptions(corruptions, modalities):
 
 
 def augment(dataset, modalities, snr=None, dropout=None, drop=(), corruptions=None, seed=0, rerandomize=False,
-            raw_noise=None, finish=None):
+            raw_noise=None, finish=None, sequences=(), absent=None):
     """Applies per-modality white noise, corruptions and modality dropout to a batched dataset, in that order.
 
     Args:
-        dataset: batched `tf.data.Dataset` of `({modality: tensor}, label)`.
+        dataset: batched `tf.data.Dataset` of `({modality: tensor}, label)`, or of `({modality: tensor}, label,
+            {modality: lengths (batch,)})` where a source knows its sequences' real steps; the lengths are used for
+            the noise and dropped from the output.
         modalities: sequence of str. The dataset's modality names (used to check the settings).
         snr: dict. Modality to SNR (power ratio); missing, `None` or `inf` means no noise.
         dropout: dict. Modality to probability of zeroing it per example.
@@ -128,6 +162,10 @@ def augment(dataset, modalities, snr=None, dropout=None, drop=(), corruptions=No
             raw form of `dataset`'s features (see the module docstring).
         finish: callable or None. Maps the raw features after noise to the dataset's features; runs before
             corruptions and dropout.
+        sequences: iterable of str. The modalities whose axis 1 counts front-padded steps: their noise goes on the
+            real steps only (see the module docstring).
+        absent: dict. Modality to what a dropped example holds instead of zeros, broadcast to its shape (`load`
+            gives the training mean of a modality the model standardises, so that it reaches the model as 0).
     """
     modalities = list(modalities)
     snr = {m: v for m, v in _check_setting("SNR", snr, modalities, MIN_SNR, math.inf, True).items()
@@ -135,30 +173,38 @@ def augment(dataset, modalities, snr=None, dropout=None, drop=(), corruptions=No
     dropout = {m: v for m, v in _check_setting("Modality dropout", dropout, modalities, 0.0, 1.0, True).items() if v}
     drop = _check_setting("drop", {m: 1.0 for m in drop}, modalities, 0.0, 1.0, True)
     corruptions = _check_corruptions(corruptions, modalities)
-    raw_noise = dict(raw_noise or {})
+    raw_noise, sequences, absent = dict(raw_noise or {}), set(sequences), dict(absent or {})
+    with_lengths = len(dataset.element_spec) == 3
+    if with_lengths:
+        dataset = dataset.map(lambda x, y, lengths: ((x, lengths), y), deterministic=True)
     if not (snr or dropout or drop or corruptions):
-        return dataset if finish is None else dataset.map(lambda x, y: (finish(x), y), tf.data.AUTOTUNE,
-                                                          deterministic=True)
+        def plain(x, y):
+            x = x[0] if with_lengths else x
+            return (x if finish is None else finish(x)), y
 
-    spec = dataset.element_spec[0]
+        return dataset.map(plain, tf.data.AUTOTUNE, deterministic=True) if with_lengths or finish else dataset
+
+    spec = dataset.element_spec[0][0] if with_lengths else dataset.element_spec[0]
     banks = {m: tf.random.stateless_normal((BANK_ROWS,) + tuple(spec[m].shape[1:]), [seed, i], dtype=spec[m].dtype)
              for i, m in enumerate(modalities)
              if m in snr and m not in raw_noise and spec[m].shape[1:].is_fully_defined()}
 
     def apply(element, batch_seed):
         features, label = element
+        features, lengths = features if with_lengths else (features, {})
         features = dict(features)
         for index, modality in enumerate(modalities):
             if modality not in snr:
                 continue
             x, noise_seed = features[modality], _fold(batch_seed, index, _NOISE)
+            real = real_steps(x, lengths.get(modality)) if modality in sequences else None
             if modality in raw_noise:
                 features = dict(raw_noise[modality](features, snr[modality], noise_seed))
             elif modality in banks:
                 features[modality] = add_at_snr(x, bank_noise(banks[modality], tf.shape(x)[0], noise_seed),
-                                                snr[modality])
+                                                snr[modality], real)
             else:
-                features[modality] = white_noise(x, snr[modality], noise_seed)
+                features[modality] = white_noise(x, snr[modality], noise_seed, real)
         if finish is not None:
             features = dict(finish(features))
         for index, modality in enumerate(modalities):
@@ -166,9 +212,9 @@ def augment(dataset, modalities, snr=None, dropout=None, drop=(), corruptions=No
             for name, severity in corruptions.get(modality, {}).items():
                 x = CORRUPTIONS[name](x, severity, _fold(batch_seed, index, _CORRUPTION + list(CORRUPTIONS).index(name)))
             if modality in drop:
-                x = tf.zeros_like(x)
+                x = dropout_modality(x, 1.0, _fold(batch_seed, index, _DROPOUT), absent.get(modality))
             elif modality in dropout:
-                x = dropout_modality(x, dropout[modality], _fold(batch_seed, index, _DROPOUT))
+                x = dropout_modality(x, dropout[modality], _fold(batch_seed, index, _DROPOUT), absent.get(modality))
             features[modality] = x
         return features, label
 

@@ -35,12 +35,16 @@ class Source:
         fetch: callable. Maps an int64 tensor of example indices (batch,) to `({modality: tensor}, labels)`.
         raw: callable or None. Returns the source's `RawDomain`.
         raw_modalities: tuple of str. The modalities whose noise acts in the raw domain.
+        lengths: callable or None. Maps example indices (batch,) to `{modality: real steps (batch,)}` of the
+            variable-length modalities whose lengths the files give; their noise goes on those steps only
+            (`multisensory.datasets.noise`).
     """
 
     size: int
     fetch: Callable
     raw: Callable | None = None
     raw_modalities: tuple = ()
+    lengths: Callable | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,19 +62,22 @@ class RawDomain:
     finish: Callable
 
 
-def array_source(features, labels, transform=None):
+def array_source(features, labels, transform=None, lengths=None):
     """A `Source` over in-memory arrays: `features` {modality: array (n, ...)} and `labels` (n,).
 
     `transform`, if given, maps each fetched feature dict to the dataset's features (e.g. uint8 to float pixels).
+    `lengths`, if given, is {modality: (n,) real steps} of front-padded sequences (`Source.lengths`).
     """
     features = {k: tf.constant(v) for k, v in features.items()}
     labels = tf.constant(labels)
+    steps = {k: tf.constant(v, tf.int32) for k, v in (lengths or {}).items()}
 
     def fetch(indices):
         batch = {k: tf.gather(v, indices) for k, v in features.items()}
         return (transform(batch) if transform else batch), tf.gather(labels, indices)
 
-    return Source(int(labels.shape[0]), fetch)
+    return Source(int(labels.shape[0]), fetch,
+                  lengths=(lambda indices: {k: tf.gather(v, indices) for k, v in steps.items()}) if steps else None)
 
 
 def register_dataset(info, loader, describe=None):
@@ -177,11 +184,39 @@ def load(name, split, data_dir=None, batch_size=32, noise=None, dropout=None, dr
     indices = tf.data.Dataset.range(source.size)
     if shuffle:
         indices = indices.shuffle(source.size, seed=seed, reshuffle_each_iteration=True)
-    raw = source.raw() if any(v is not None and v != float("inf") for m, v in (noise or {}).items()
-                              if m in source.raw_modalities) else None
+    noisy = [m for m, v in (noise or {}).items() if v is not None and v != float("inf")]
+    raw = source.raw() if any(m in source.raw_modalities for m in noisy) else None
+    fetch = raw.fetch if raw else source.fetch
+    if source.lengths is not None and noisy:
+        fetch = (lambda f: lambda indices: (*f(indices), source.lengths(indices)))(fetch)
     dataset = indices.batch(batch_size, drop_remainder=drop_remainder).map(
-        raw.fetch if raw else source.fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if dropout or drop:  # the absent value of a standardised modality is its training mean, from the data's info
+        dataset_info = _described(name, dataset_info, data_dir, options)
     dataset = noise_lib.augment(dataset, dataset_info.modality_names, snr=noise, dropout=dropout, drop=drop,
                                 corruptions=corruptions, seed=seed, rerandomize=shuffle,
-                                raw_noise=raw.noise if raw else None, finish=raw.finish if raw else None)
+                                raw_noise=raw.noise if raw else None, finish=raw.finish if raw else None,
+                                sequences=sequence_modalities(dataset_info), absent=absent_values(dataset_info))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _described(name, dataset_info, data_dir, options):
+    describe = _lookup(name)[2]
+    if describe is None or not data_dir:
+        return dataset_info
+    accepted = inspect.signature(describe).parameters
+    return describe(data_dir, **{k: v for k, v in options.items() if k in accepted})
+
+
+def sequence_modalities(dataset_info):
+    """Names of the modalities whose axis 1 counts front-padded steps (kind "sequence" or "text", rank >= 2)."""
+    return tuple(m.name for m in dataset_info.modalities if m.kind in ("sequence", "text") and len(m.shape) >= 2)
+
+
+def absent_values(dataset_info):
+    """{modality: what a dropped example holds}: the training mean (over the last axis) of each fixed-shape modality
+    that the model standardises, so that it reaches the model as 0; others (zeros) are left out."""
+    sequences = set(sequence_modalities(dataset_info))
+    return {m.name: tf.constant(dict(m.standardize)["mean"], tf.dtypes.as_dtype(m.dtype))
+            for m in dataset_info.modalities if m.standardize is not None and m.name not in sequences
+            and any(dict(m.standardize)["mean"])}

@@ -6,9 +6,11 @@ Conventions of every such loader:
 - Sequences have a fixed length per file: the pickles' own (50 words for the aligned MulT / MMSA files), or
   `max_len` for formats stored per segment. Shorter sequences are padded with zeros at the front and longer ones
   keep their last `max_len` steps, so the last step is always real data (MulT and MMLatch read the last step).
-  A padding step is all zeros in every feature.
+  A padding step is all zeros in every feature; the real steps are those from the first step holding a non-zero
+  value (`real_steps`), so a real all-zero step inside a sequence counts as real.
 - `normalize=True` standardises every feature with the mean and standard deviation of the training split over
-  non-padding steps (features with zero deviation are only centred); the default keeps the published features.
+  real steps (features with zero deviation are only centred); padding stays 0; the default keeps the published
+  features.
 """
 
 import numpy as np
@@ -29,6 +31,15 @@ def front_pad(steps, length):
     return out
 
 
+def real_steps(x, lengths=None):
+    """(n, T) mask of the real steps of front-padded sequences x (n, T, ...): the last `lengths[i]` steps of row i,
+    or without lengths, the steps from the first one holding a non-zero value (`multisensory.datasets.noise`)."""
+    x = np.asarray(x)
+    if lengths is not None:
+        return np.arange(x.shape[1])[None, :] >= x.shape[1] - np.asarray(lengths).reshape(-1, 1)
+    return np.cumsum(np.any(x.reshape(x.shape[0], x.shape[1], -1) != 0, axis=-1), axis=1) > 0
+
+
 def standardize(splits, modalities):
     """Standardises `splits[split][0][m]` in place for each modality with training-split statistics.
 
@@ -38,11 +49,9 @@ def standardize(splits, modalities):
     """
     for m in modalities:
         train = splits["train"][0][m]
-        steps = train.reshape(-1, train.shape[-1])
-        steps = steps[np.any(steps != 0, axis=1)]
+        steps = train[real_steps(train)]
         mean, std = steps.mean(0), steps.std(0)
         std = np.where(std > 0, std, 1.0)
         for features, _ in splits.values():
             x = features[m]
-            padding = ~np.any(x != 0, axis=-1, keepdims=True)
-            features[m] = np.where(padding, 0.0, (x - mean) / std).astype("float32")
+            features[m] = np.where(real_steps(x)[..., None], (x - mean) / std, 0.0).astype("float32")

@@ -1,5 +1,7 @@
 """MMLatch and MulT: eq. 4 by hand, stage I without gradient into the encoders, symmetric attention, padding."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from multisensory.datasets import DatasetInfo, Modality, Task
 from multisensory.zoo.mmlatch import CrossModalAttention, SymmetricAttention
 from model_harness import SMALL, assert_front_padding_is_ignored
 from sentiment_fixtures import write_mult_pickle
+from multisensory.training.synergy import SynergyConfig
 
 THREE = DatasetInfo("three", [Modality(m, (5, d), kind="sequence") for m, d in (("text", 4), ("audio", 3),
                                                                                 ("vision", 2))],
@@ -151,8 +154,13 @@ def test_paper_training_defaults():
     assert isinstance(model.optimizer, keras.optimizers.Adam) and np.isclose(float(model.optimizer.learning_rate), 5e-4)
     assert isinstance(model.loss, keras.losses.MeanAbsoluteError)
     plateau, stopping = model.recipe(epochs=20)
-    assert (plateau.factor, plateau.patience, plateau.monitor) == (0.5, 2, "val_loss")
-    assert (stopping.patience, stopping.monitor) == (10, "val_loss")
+    # every selection is on the task's main validation metric, not val_loss (which holds beta L_reg under synergy)
+    assert (plateau.factor, plateau.patience, plateau.monitor, plateau.mode) == (0.5, 2, "val_mae", "min")
+    assert (stopping.patience, stopping.monitor, stopping.mode, stopping.restore_best_weights) == (
+        10, "val_mae", "min", True)
+    binary = dataclasses.replace(THREE, task=Task("classification", num_classes=2))
+    synergy = zoo.create("mmlatch", binary, units=4, synergy=SynergyConfig())
+    assert [(c.monitor, c.mode) for c in synergy.recipe(epochs=20)] == [("val_accuracy", "max")] * 2
 
 
 def test_mult_output_block_is_the_papers_residual_block_by_hand():

@@ -1,5 +1,6 @@
 """The multiplicative combination against values computed by hand (Liu et al. 2018, eqs. 6-13)."""
 
+import dataclasses
 import math
 
 import keras
@@ -201,30 +202,91 @@ def test_binary_sentiment_view_and_the_design_composition(tmp_path):
     assert "masks" in model(next(iter(train))[0], return_outputs=True)
 
 
-def test_liu_recipes_sgd_momentum_step_schedule_and_weight_decay():
-    from multisensory.zoo.recipes import StepDecay
+def test_liu_recipes_as_the_authors_train():
+    from multisensory.zoo.recipes import EpochDecay, StepDecay
 
-    for name, info, config, decay in (("resnet_cifar", datasets.info("cifar10"), {"depth": 8, "variant": "mul"}, 2e-4),
-                                      ("higgs_mlp", TWO_VECTORS, {"variant": "add", "width": 8}, 2e-5)):
-        model = zoo.create(name, info, **config)
-        model.compile()
-        optimizer = model.optimizer
-        assert isinstance(optimizer, keras.optimizers.SGD) and model.recipe_batch_size == 100
-        assert (float(optimizer.learning_rate), optimizer.momentum, optimizer.weight_decay) == \
-            pytest.approx((0.1, 0.9, decay))
-        (step,) = model.recipe(epochs=8)
-        step.set_model(model)
-        rates = []
-        for epoch in range(8):  # 0.1 until epoch 4, 0.01 until epoch 6, then 0.001
-            step.on_epoch_begin(epoch)
-            rates.append(float(model.optimizer.learning_rate))
-        np.testing.assert_allclose(rates, [0.1] * 4 + [0.01] * 2 + [0.001] * 2, rtol=1e-6)
-        assert isinstance(step, StepDecay)
+    model = zoo.create("resnet_cifar", datasets.info("cifar10"), depth=8, variant="mul")
+    model.compile()
+    optimizer = model.optimizer
+    assert isinstance(optimizer, keras.optimizers.SGD) and model.recipe_batch_size == 100
+    assert (float(optimizer.learning_rate), optimizer.momentum) == pytest.approx((0.1, 0.9))
+    assert not optimizer.weight_decay  # the L2 term is in the loss (the next test)
+    (step,) = model.recipe(epochs=8)
+    step.set_model(model)
+    rates = []
+    for epoch in range(8):  # 0.1 until epoch 4, 0.01 until epoch 6, then 0.001
+        step.on_epoch_begin(epoch)
+        rates.append(float(model.optimizer.learning_rate))
+    np.testing.assert_allclose(rates, [0.1] * 4 + [0.01] * 2 + [0.001] * 2, rtol=1e-6)
+    assert isinstance(step, StepDecay)
+
+    model = zoo.create("higgs_mlp", TWO_VECTORS, variant="add", width=8)  # the authors' HIGGS scripts
+    model.compile()
+    optimizer = model.optimizer
+    assert isinstance(optimizer, keras.optimizers.SGD) and model.recipe_batch_size == 128
+    assert (float(optimizer.learning_rate), optimizer.momentum, optimizer.global_clipnorm) == pytest.approx(
+        (0.01, 0.9, 10.0))
+    assert not optimizer.weight_decay
+    (decay,) = model.recipe(epochs=8)
+    assert isinstance(decay, EpochDecay)
+    decay.set_model(model)
+    decay.on_epoch_begin(3)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01 * 0.99 ** 3)
+
     adam = zoo.create("higgs_mlp", TWO_VECTORS, variant="add", width=8, recipe=None)
     adam.compile()
     assert isinstance(adam.optimizer, keras.optimizers.Adam) and adam.recipe(epochs=8) == []
     with pytest.raises(ValueError, match="Unknown recipe 'liu'; recipes: liu_cifar, liu_higgs, mmlatch"):
         zoo.create("mul", TWO_VECTORS, recipe="liu")
+
+
+@pytest.mark.parametrize("name,config,recipe", [("higgs_mlp", {"variant": "add", "width": 8}, "liu_higgs"),
+                                                ("resnet_cifar", {"depth": 8, "variant": "base", "augment": False},
+                                                 "liu_cifar")])
+def test_liu_l2_is_a_loss_term_on_the_kernels_that_passes_through_the_momentum(name, config, recipe, monkeypatch):
+    """Two SGD steps by hand: v <- 0.9 v - lr (g + l2 W) on every kernel, biases and batch norm undecayed. Keras'
+    decoupled `weight_decay` would give the same first step and a different second one. The recipe's coefficient
+    (2e-5, 2e-4) is raised to 0.05 so that its share of a step stands far above float32 rounding."""
+    from multisensory.zoo import recipes
+
+    assert recipes.RECIPES[recipe].l2 == {"liu_higgs": 2e-5, "liu_cifar": 2e-4}[recipe]
+    l2 = 0.05
+    monkeypatch.setitem(recipes.RECIPES, recipe, dataclasses.replace(recipes.RECIPES[recipe], l2=l2))
+    if name == "resnet_cifar":
+        info = datasets.info("cifar10")
+        x = {"image": np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype("float32")}
+        y = np.array([0, 1, 2, 3])
+    else:
+        info, (x, y) = TWO_VECTORS, two_vectors(16)
+    model = zoo.create(name, info, **config)
+    model.compile()
+    model.train_on_batch(x, y)  # builds everything; the hand computation starts from here
+    model.optimizer.momentum = 0.9
+    kernels = {id(v) for v in model.trainable_variables if v.path.endswith("/kernel")}
+    assert kernels and len(kernels) < len(model.trainable_variables)
+
+    def task_gradients():
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, logits)
+        return [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
+
+    def l2_of(v):
+        return l2 * v.numpy() if id(v) in kernels else 0.0
+
+    lr = float(model.optimizer.learning_rate)
+    velocities = [np.asarray(model.optimizer.momentums[model.optimizer._get_variable_index(v)])
+                  for v in model.trainable_variables]
+    expected = [v.numpy() for v in model.trainable_variables]
+    for _ in range(2):
+        before = [v.numpy() for v in model.trainable_variables]
+        grads = [g + l2_of(v) for g, v in zip(task_gradients(), model.trainable_variables)]
+        assert np.sqrt(sum(float(np.sum(g ** 2)) for g in grads)) < 10  # no clipping in this check
+        velocities = [0.9 * m - lr * g for m, g in zip(velocities, grads)]
+        expected = [w + m for w, m in zip(before, velocities)]
+        model.train_on_batch(x, y)
+        for v, e, w in zip(model.trainable_variables, expected, before):
+            np.testing.assert_allclose(v.numpy() - w, e - w, rtol=2e-4, atol=1e-7)
 
 
 def test_each_branch_term_is_logged_and_they_sum_to_the_loss():

@@ -40,6 +40,7 @@ import keras
 import tensorflow as tf
 
 from multisensory.datasets.dataset_info import Modality, Task
+from multisensory.datasets.noise import real_steps
 from multisensory.datasets.raw_inputs import to_features
 from multisensory.training.losses import MultiplicativeLoss, branch_terms, class_losses
 
@@ -110,20 +111,34 @@ MAX_PREDICT_SIGNATURES = 32
 
 class Standardize(keras.layers.Layer):
     """(x - mean) / std over the last axis with a modality's statistics (`Modality.standardize`: training-split
-    statistics, or mean 0 and std 255 for pixels), inside the model, so it takes features as the files hold them. An
-    all-zero vector along the last axis (a sequence's padding step, a dropped modality) stays 0, as it would be
-    after standardisation in the pipeline. Built from the modality, which the model's config holds, so it has no
-    weights of its own."""
+    statistics, or mean 0 and std 255 for pixels), inside the model, so it takes features as the files hold them.
+    Built from the modality, which the model's config holds, so it has no weights of its own.
+
+    Every value is standardised, a real zero (a black pixel, a silent feature) like any other, so the output is
+    continuous in the input. Padding and absence are said, not guessed from zeros:
+    - a sequence's padding (a modality of kind "sequence" or "text" with steps on axis 1): the zoo front-pads with
+      all-zero steps, so the steps before the first one holding a non-zero value are padding
+      (`zoo.sentiment.sequence_lstm.padding_mask`, as the models' masks read them) and stay 0; a real all-zero
+      step after it is standardised;
+    - a dropped modality: the pipeline replaces it with its absent value, the training mean for a standardised
+      fixed-shape modality (`multisensory.datasets.noise`), which this layer maps to exactly 0; a dropped sequence
+      is all padding and stays 0.
+    """
 
     def __init__(self, modality, **kwargs):
         super().__init__(name=f"standardize_{modality.name}", **kwargs)
         stats = dict(modality.standardize)
         self.mean = tf.constant(stats["mean"], tf.float32)
         self.std = tf.constant([s if s > 0 else 1.0 for s in stats["std"]], tf.float32)
+        self.sequence = modality.kind in ("sequence", "text") and len(modality.shape) >= 2
 
     def call(self, x):
         scaled = (x - tf.cast(self.mean, x.dtype)) / tf.cast(self.std, x.dtype)
-        return tf.where(tf.reduce_any(x != 0, axis=-1, keepdims=True), scaled, tf.zeros_like(scaled))
+        if not self.sequence:
+            return scaled
+        real = real_steps(x)
+        real = tf.reshape(real, tf.concat([tf.shape(real), tf.ones([len(x.shape) - 2], tf.int32)], 0))
+        return tf.where(real, scaled, tf.zeros_like(scaled))
 
 
 @keras.saving.register_keras_serializable(package="multisensory")
@@ -177,7 +192,10 @@ class FusionModel(keras.Model):
 
     def recipe(self, epochs=None):
         """The schedule of the model's recipe as Keras callbacks for a run of `epochs` (none without a recipe)."""
-        return [] if self.recipe_name is None else get_recipe(self.recipe_name).callbacks(epochs)
+        from multisensory.training.metrics import selection_metric
+
+        return [] if self.recipe_name is None else get_recipe(self.recipe_name).callbacks(
+            epochs, *selection_metric(self.task))
 
     @property
     def recipe_batch_size(self):
@@ -237,9 +255,23 @@ class FusionModel(keras.Model):
             per_branch = keras.ops.mean(keras.ops.sum(terms * true_class[:, None, :], axis=-1), axis=0)
             for k, tracker in enumerate(self.branch_trackers):
                 tracker.update_state(per_branch[k])
-            return {"multiplicative": self.objective(y, log_probs, sample_weight)}
-        return {"task": self.compute_loss(x=x, y=y, y_pred=outputs["prediction"], sample_weight=sample_weight,
-                                          training=training)}
+            terms = {"multiplicative": self.objective(y, log_probs, sample_weight)}
+        else:
+            terms = {"task": self.compute_loss(x=x, y=y, y_pred=outputs["prediction"], sample_weight=sample_weight,
+                                               training=training)}
+        l2 = 0.0 if self.recipe_name is None else get_recipe(self.recipe_name).l2
+        if l2:
+            terms["l2"] = self.l2_term(l2)
+        return terms
+
+    def l2_term(self, l2):
+        """The recipe's L2 term (l2 / 2) * sum of the squared kernels of the model's own layers (dense and
+        convolution weights: no biases, normalisation or C-Network weights; `multisensory.zoo.recipes`), divided by
+        the replicas in sync, whose gradients are summed."""
+        kernels = [v for v in self.variable_groups()[0] if v.path.rsplit("/", 1)[-1] == "kernel"]
+        context = tf.distribute.get_replica_context()
+        replicas = 1 if context is None else context.num_replicas_in_sync
+        return 0.5 * l2 * tf.add_n([tf.reduce_sum(tf.square(tf.cast(k, tf.float32))) for k in kernels]) / replicas
 
     @property
     def synergy(self):

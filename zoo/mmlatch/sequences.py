@@ -2,7 +2,8 @@
 
 - `as_sequence`: a modality as a (batch, T, D) sequence: sequences as they are, an image (H, W, C) as H rows of
   W*C features, a vector as one step.
-- `padding_mask`: True on steps with any non-zero feature (the loaders pad with all-zero steps).
+- `padding_mask`: True on real steps: from the first one with any non-zero feature (the loaders front-pad with
+  all-zero steps).
 - `sequence_views`: every modality's sequence view (optionally resampled to one length) and its padding mask.
 - `to_length`: a sequence linearly resampled in time to T steps (identity when it has T already); MMLatch's
   per-step masks and concatenations need one timeline, so unaligned modalities are brought to the longest length.

@@ -1,7 +1,7 @@
 """`MaskedLSTM`: an LSTM over a zero-padded feature sequence that skips the padding.
 
-The sentiment loaders pad with all-zero steps (`multisensory.datasets.sequence_features`), so a step is padding
-when every feature is 0; the mask makes the LSTM carry its state across those steps. `subnetwork` gives the
+The sentiment loaders pad with all-zero steps in front (`multisensory.datasets.sequence_features`), so the steps
+before the first one holding a non-zero feature are padding; the mask makes the LSTM carry its state across them. `subnetwork` gives the
 sentiment baselines (`tfn`, `lmf`) their unimodal subnetworks; `ef_lstm` runs one over the concatenated steps.
 """
 
@@ -13,8 +13,10 @@ from ..encoders import encoder_for
 
 
 def padding_mask(x):
-    """(batch, T) boolean mask, True on steps with any non-zero feature."""
-    return ops.any(ops.not_equal(x, 0.0), axis=-1)
+    """(batch, T) boolean mask of the real steps of front-padded x (batch, T, D): True from the first step with any
+    non-zero feature on, so a real all-zero step inside a sequence counts as real (as the noise transforms count it:
+    `multisensory.datasets.noise`)."""
+    return ops.cumsum(ops.cast(ops.any(ops.not_equal(x, 0.0), axis=-1), "int32"), axis=1) > 0
 
 
 def masked_mean(x, mask):
