@@ -283,3 +283,52 @@ def test_variable_length_sequences_from_padded_or_ragged_arrays(tmp_path):
     (tmp_path / "dataset.json").write_text(json.dumps(body))
     with pytest.raises(DataFileError, match="only a sequence's \\(or text's\\) first dimension may be null"):
         datasets.info(path)
+
+
+def test_standardisation_is_continuous_at_a_real_zero_and_keeps_padding_and_dropped_modalities_at_zero(tmp_path):
+    """A grayscale image with `"standardize": true`: a black pixel is standardised like any other value (before, an
+    all-zero vector along the last axis was kept at 0, the mean, while the statistics counted it). A sequence's
+    front padding stays 0, a real all-zero step inside it does not; a dropped image reaches the model as 0."""
+    rng = np.random.default_rng(0)
+    n = 24
+    image = rng.integers(0, 256, (n, 4, 4, 1)).astype("float32")
+    image[:, 0, 0] = 0.0  # black pixels
+    seq = rng.normal(size=(n, 5, 2)).astype("float32") + 3.0
+    seq[:, :2] = 0.0  # two steps of front padding
+    seq[:, 3] = 0.0  # a real all-zero step
+    np.savez(tmp_path / "d.npz", image=image, seq=seq, label=rng.integers(0, 2, n))
+    (tmp_path / "dataset.json").write_text(json.dumps({
+        "modalities": [{"name": "image", "kind": "image", "shape": [4, 4, 1], "standardize": True},
+                       {"name": "seq", "kind": "sequence", "shape": [5, 2], "standardize": True}],
+        "task": {"type": "classification", "num_classes": 2}, "files": {s: "d.npz" for s in ("train", "validation", "test")}}))
+    path = str(tmp_path)
+    info = datasets.info(path)
+    image_stats, seq_stats = (dict(info.modality(m).standardize) for m in ("image", "seq"))
+    np.testing.assert_allclose(image_stats["mean"], image.mean(), rtol=1e-5)
+    real = seq[:, 2:].reshape(-1, 2)  # statistics over the real steps, the all-zero one included
+    np.testing.assert_allclose(seq_stats["mean"], real.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(seq_stats["std"], real.std(0), rtol=1e-5)
+
+    model = zoo.create("additive_fusion", info, width=8)
+    at_zero, nudged = image[:1].copy(), image[:1].copy()
+    nudged[0, 0, 0] = 1e-3
+    standardise = model.standardizers["image"]
+    jump = float(np.abs(standardise(nudged) - standardise(at_zero)).max())
+    assert jump == pytest.approx(1e-3 / image_stats["std"][0], rel=1e-2)
+    assert float(standardise(at_zero)[0, 0, 0, 0]) == pytest.approx(-image_stats["mean"][0] / image_stats["std"][0],
+                                                                    rel=1e-5)
+    logits = [model.predict({"image": x, "seq": seq[:1]}, verbose=0) for x in (at_zero, nudged)]
+    assert np.abs(logits[0] - logits[1]).max() < 1e-3  # no jump in the outputs
+
+    out = standardise.__class__(info.modality("seq"))(seq[:2]).numpy()
+    np.testing.assert_array_equal(out[:, :2], 0.0)  # front padding
+    np.testing.assert_allclose(out[:, 3], np.broadcast_to(-np.array(seq_stats["mean"]) / seq_stats["std"], (2, 2)),
+                               rtol=1e-5)  # the real all-zero step is standardised
+
+    (dropped, _), = list(datasets.load(path, "test", batch_size=n, shuffle=False, drop=("image", "seq")))
+    np.testing.assert_array_equal(standardise(dropped["image"]), 0.0)
+    np.testing.assert_array_equal(dropped["seq"], 0.0)  # a dropped sequence is all padding
+    (some, _), = list(datasets.load(path, "train", batch_size=n, shuffle=False, dropout={"image": 0.5}, seed=1))
+    gone = np.all(standardise(some["image"]).numpy() == 0, axis=(1, 2, 3))
+    assert 0 < gone.sum() < n
+    np.testing.assert_array_equal(some["image"][~gone], image[~gone])

@@ -1,5 +1,7 @@
 """White noise at an SNR and modality dropout as seeded tf.data transforms."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -117,3 +119,65 @@ def test_bad_settings_name_the_modality():
         augment(ds, ["image", "audio"], snr={"audio": -1.0})
     with pytest.raises(ValueError, match="'image'"):
         augment(ds, ["image", "audio"], dropout={"image": 1.5})
+
+
+def snr_over(clean, noisy, real):
+    """Per-example power ratio over the real steps (batch, T) of sequences (batch, T, D)."""
+    weights = real[..., None].astype("float64")
+    signal = (clean.astype("float64") ** 2 * weights).sum((1, 2))
+    noise = ((noisy - clean).astype("float64") ** 2 * weights).sum((1, 2))
+    return signal / noise
+
+
+def test_sequence_noise_goes_on_real_steps_only_for_a_registered_dataset(tmp_path):
+    """mosi from CMU-MultimodalSDK files: 3-69 words front-padded to 50 steps. Padding stays exactly 0 and the SNR
+    over the real steps is the one asked (before, the power counted the padding and every padding step got noise)."""
+    from sentiment_fixtures import write_csd
+
+    write_csd(tmp_path / "mosi")
+    load = dict(data_dir=str(tmp_path), batch_size=64, shuffle=False)
+    (clean, _), = batches(datasets.load("mosi", "train", **load))
+    (noisy, _), = batches(datasets.load("mosi", "train", noise={"text": 1.0, "audio": 0.25}, **load))
+    for m, snr in (("text", 1.0), ("audio", 0.25)):
+        real = np.any(clean[m] != 0, axis=-1)
+        assert (~real).any(axis=1).mean() > 0.5  # most examples are padded
+        np.testing.assert_array_equal(noisy[m][~real], 0.0)
+        measured = snr_over(clean[m], noisy[m], real)
+        assert np.all(np.abs(measured / snr - 1) < 0.3), measured
+    np.testing.assert_array_equal(noisy["vision"], clean["vision"])
+
+
+def test_sequence_noise_follows_a_folder_datasets_lengths(tmp_path):
+    """A folder of ragged steps with `<modality>_lengths`: the lengths say which steps are real, so a real all-zero
+    first step gets noise while the padding before it stays 0."""
+    rng = np.random.default_rng(0)
+    lengths = np.array([2, 5, 3, 1, 4, 5])
+    steps = rng.normal(size=(lengths.sum(), 3)).astype("float32")
+    steps[0] = 0.0  # the first example's first real step is all zero
+    np.savez(tmp_path / "d.npz", seq=steps, seq_lengths=lengths, label=rng.integers(0, 2, len(lengths)))
+    (tmp_path / "dataset.json").write_text(json.dumps({
+        "modalities": [{"name": "seq", "kind": "sequence", "shape": [None, 3]}],
+        "task": {"type": "classification", "num_classes": 2}, "files": {s: "d.npz" for s in ("train", "validation", "test")}}))
+    path = str(tmp_path)
+    (clean, _), = batches(datasets.load(path, "test", batch_size=6, shuffle=False))
+    (noisy, _), = batches(datasets.load(path, "test", batch_size=6, shuffle=False, noise={"seq": 0.5}))
+    real = np.arange(5)[None, :] >= 5 - lengths[:, None]
+    np.testing.assert_array_equal(noisy["seq"][~real], 0.0)
+    assert np.all(noisy["seq"][real] != clean["seq"][real])  # the all-zero real step too
+    noises = [batches(datasets.load(path, "test", batch_size=6, shuffle=False, noise={"seq": 0.5}, seed=s))[0][0]
+              ["seq"] - clean["seq"] for s in range(40)]  # 3-15 real values per example: pooled over 40 draws
+    weights = real[..., None]
+    signal = (clean["seq"].astype("float64") ** 2 * weights).sum((1, 2))
+    noise = np.mean([(n.astype("float64") ** 2 * weights).sum((1, 2)) for n in noises], axis=0)
+    np.testing.assert_allclose(signal / noise, 0.5, rtol=0.3)
+
+
+def test_real_steps_from_lengths_or_from_the_first_non_zero_step():
+    from multisensory.datasets.noise import real_steps
+
+    x = np.zeros((2, 5, 2), "float32")
+    x[0, 2:] = 1.0
+    x[0, 3] = 0.0  # a real all-zero step inside the sequence
+    x[1, 4, 1] = 2.0
+    np.testing.assert_array_equal(real_steps(tf.constant(x)), [[0, 0, 1, 1, 1], [0, 0, 0, 0, 1]])
+    np.testing.assert_array_equal(real_steps(tf.constant(x), tf.constant([4, 2])), [[0, 1, 1, 1, 1], [0, 0, 0, 1, 1]])
