@@ -122,6 +122,21 @@ def test_moving_average_covariance_is_bias_corrected_state():
     assert float(network.updates) == 2.0
 
 
+def test_covariance_update_takes_the_clipped_difference_vectors_by_hand():
+    """Appendix D: the Z_diff entering S are clipped to the maximum norm. Rows of norm 5 clipped to 1 give S = 1/25
+    of the unclipped covariance."""
+    network = _cnetwork(decay=0.5, gamma_kappa=1.0, max_norm=1.0, ridge=1e-3, kurtosis_dim=32)
+    a = np.array([[3.0, 4.0, 0.0], [-3.0, -4.0, 0.0]], "float32")  # centred rows of norm 5
+    b = np.array([[0.0, 0.0, 0.0, 0.6], [0.0, 0.0, 0.0, -0.6]], "float32")  # norm 0.6, left as they are
+    network({"a": a, "b": b}, np.ones((2, 40), "float32"), training=True)
+    by_hand = 0.5 * np.outer([0.6, 0.8, 0.0], [0.6, 0.8, 0.0])  # (1 - alpha) * (1/N) sum d d^T, d = +-(0.6, 0.8, 0)
+    np.testing.assert_allclose(network.covariances["a"], by_hand, atol=1e-6)
+    np.testing.assert_allclose(network.covariances["b"], 0.5 * np.diag([0, 0, 0, 0.36]), atol=1e-6)
+    with pytest.raises(ValueError, match="at most one of clipvalue and clipnorm"):
+        SynergyConfig(clipvalue=5.0, clipnorm=5.0)
+    assert SynergyConfig(clipnorm=5.0).clipping == {"clipnorm": 5.0}  # configurations saved before keep theirs
+
+
 def test_reconstruction_targets_and_divergences():
     z = {"a": np.ones((6, 3), "float32"), "b": np.zeros((6, 4), "float32")}
     fused = np.full((6, 40), 2.0, "float32")
@@ -200,7 +215,8 @@ def test_terms_are_logged_the_export_leaves_the_cnetwork_out_and_a_backup_restor
     model = zoo.create("tfn", "synthetic_av", synergy=SynergyConfig())
     base = zoo.create("tfn", "synthetic_av")
     model.compile()
-    assert isinstance(model.optimizer, keras.optimizers.AdamW) and model.optimizer.clipnorm == 5.0
+    assert isinstance(model.optimizer, keras.optimizers.AdamW) and model.optimizer.clipvalue == 5.0  # Appendix C
+    assert model.synergy_optimizer.clipvalue == 5.0 and model.optimizer.clipnorm is None
     history = model.fit(features, labels, batch_size=32, epochs=2, verbose=0)
     assert {"loss", "synergy_l2", "synergy_divergence", "synergy_kurtosis"} <= set(history.history)
     assert model.count_params() > base.count_params()

@@ -5,10 +5,10 @@ networks that measure L_reg = gamma_l2 L_L2 + gamma_d L_d + gamma_kappa L_kappa 
   `hidden` units, then a linear output), predicts Z_i from the concatenated Z_{-i};
   L_L2 = sum_i mean_batch ||Q_i(Z_{-i}) - Z_i||^2. The main text's target is Z_i (default); Appendix D writes the
   fused Z (`target="fused"`).
-- Alignment: L_d = sum_i d(p(g_i(Z_i)), p(g_i(Z))). g_i is a fixed random projection to `projection_dim` followed
-  by affine coupling layers (Dinh et al. 2017), invertible, so that it cannot collapse its input: the paper's g_i is
-  a four-layer LeakyReLU MLP, which could map both distributions to one point and make any divergence 0; the
-  couplings' scale and shift networks are four-layer LeakyReLU MLPs like it. Z_i and Z differ in
+- Alignment: L_d = sum_i d(p(g_i(Z_i)), p(g_i(Z))). g_i is, as section 4.1 describes it, a random projection
+  (here fixed, to `projection_dim`) followed by an invertible network: affine coupling layers (Dinh et al. 2017),
+  so that g_i cannot collapse both distributions to one point and make any divergence 0; the couplings' scale and
+  shift networks are the four-layer LeakyReLU MLPs of Appendix D. Z_i and Z differ in
   size, so g_i holds two fixed projections (one per input size) in front of one shared coupling stack: this is the
   choice where the paper leaves the sizes open. d is `mmd`, or KL through the Donsker-Varadhan bound with a critic
   T_i per modality. The critic estimates the divergence, so it must ascend the bound while every other weight
@@ -17,11 +17,11 @@ networks that measure L_reg = gamma_l2 L_L2 + gamma_d L_d + gamma_kappa L_kappa 
 - Kurtosis: L_kappa = sum over Z_1..Z_M, Z of `regularised_kurtosis` with S the bias-corrected exponential moving
   average (decay alpha) of batch covariances, held constant for the gradient and kept as non-trainable state
   (updated in training only). Feature sets larger than `kurtosis_dim` are measured through a fixed random projection
-  (a TFN's Z has (d + 1)^3 features, whose covariance could not be inverted every step). Three departures from the
-  paper's appendix D, each chosen:
-  * The paper clips the difference vectors Z_diff only where they enter the covariance update; here they are
-    clipped (to `max_norm`) inside the quadratic form too, which bounds each example's term, so one outlier cannot
-    dominate the loss or its gradient. The covariance is updated from the unclipped batch covariance.
+  (a TFN's Z has (d + 1)^3 features, whose covariance could not be inverted every step). The difference vectors
+  Z_diff enter the covariance update clipped to `max_norm`, as in Appendix D. Three departures from the paper's
+  appendix D, each chosen:
+  * The paper clips Z_diff only where they enter the covariance update; here they are clipped inside the quadratic
+    form too, which bounds each example's term, so one outlier cannot dominate the loss or its gradient.
   * The paper writes S = alpha S + batch covariance, a sum that grows to 1 / (1 - alpha) times the covariance and
     starts at one batch: read literally, it scales the kurtosis by (1 - alpha)^2 once warmed up. Here S is the
     average alpha S + (1 - alpha) batch, divided by 1 - alpha^t after t updates (Adam's bias correction), so that S
@@ -36,7 +36,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from .synergy import SynergyConfig, batch_covariance, donsker_varadhan, mmd, regularised_kurtosis
+from .synergy import SynergyConfig, clipped_covariance, donsker_varadhan, mmd, regularised_kurtosis
 
 
 MLP_LAYERS = 4  # Q_i and g_i of the paper's appendix D: four-layer LeakyReLU networks
@@ -237,7 +237,8 @@ class CNetwork(layers.Layer):
             z = features[k]
             if k in self.kurtosis_projections:
                 z = self.kurtosis_projections[k](z)
-            average = s.decay * self.covariances[k] + (1.0 - s.decay) * ops.stop_gradient(batch_covariance(z))
+            average = s.decay * self.covariances[k] + (1.0 - s.decay) * ops.stop_gradient(
+                clipped_covariance(z, s.max_norm))
             if training:
                 self.covariances[k].assign(average)
             total += regularised_kurtosis(z, average / bias_correction, s.max_norm, s.ridge)

@@ -65,7 +65,15 @@ def donsker_varadhan(t_p, t_q):
 
 def batch_covariance(z):
     """The (1/N) sample covariance of a batch z (N, p)."""
+    return clipped_covariance(z)
+
+
+def clipped_covariance(z, max_norm=None):
+    """(1/N) sum_j d_j d_j^T of a batch z (N, p) with d_j = z_j - mean clipped to `max_norm` (Appendix D's Z_diff,
+    clipped where they enter the covariance update); `batch_covariance` without clipping."""
     centred = z - ops.mean(z, axis=0, keepdims=True)
+    if max_norm is not None:
+        centred = clip_rows(centred, max_norm)
     return ops.matmul(ops.transpose(centred), centred) / ops.cast(ops.shape(z)[0], z.dtype)
 
 
@@ -116,7 +124,11 @@ class SynergyConfig:
         ridge: float. c, added to the covariance's diagonal.
         decay: float. alpha, the decay of the covariance's moving average.
         learning_rate: float. eta_MI, the C-Network's learning rate.
-        clipnorm: float. Gradient clipping of the C-Network's AdamW (Appendix C: 5).
+        clipvalue: float or None. Gradient clipping of both AdamW optimisers, each gradient element to
+            [-clipvalue, clipvalue]: Appendix C's "gradient clipping with clip value of 5".
+        clipnorm: float or None. Clipping of each gradient tensor's norm instead (the zoo's default before it
+            followed Appendix C's clip value; a saved configuration with it keeps training as it did). At most one
+            of the two is set.
         seed: int. Seed of the fixed random projections.
     """
 
@@ -125,26 +137,36 @@ class SynergyConfig:
 
     def __init__(self, beta=0.1, gamma_l2=1.0, gamma_d=1.0, gamma_kappa=1e-4, target="unimodal", divergence="mmd",
                  bandwidth=None, projection_dim=8, coupling_layers=2, hidden=32, kurtosis_dim=32, max_norm=10.0,
-                 ridge=1e-3, decay=0.99, learning_rate=1e-3, clipnorm=5.0, seed=0):
+                 ridge=1e-3, decay=0.99, learning_rate=1e-3, clipvalue=None, clipnorm=None, seed=0):
         if divergence not in self.DIVERGENCES:
             raise ValueError(f"Unknown divergence '{divergence}'; choose one of {list(self.DIVERGENCES)}.")
         if target not in self.TARGETS:
             raise ValueError(f"Unknown reconstruction target '{target}'; choose one of {list(self.TARGETS)}.")
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay}.")
+        if clipvalue is not None and clipnorm is not None:
+            raise ValueError(f"Set at most one of clipvalue and clipnorm, got clipvalue={clipvalue}, "
+                             f"clipnorm={clipnorm}.")
+        if clipvalue is None and clipnorm is None:
+            clipvalue = 5.0
         self.beta, self.gamma_l2, self.gamma_d, self.gamma_kappa = beta, gamma_l2, gamma_d, gamma_kappa
         self.target, self.divergence = target, divergence
         self.bandwidth = list(bandwidth) if isinstance(bandwidth, (list, tuple)) else bandwidth
         self.projection_dim, self.coupling_layers, self.hidden = projection_dim, coupling_layers, hidden
         self.kurtosis_dim, self.max_norm, self.ridge, self.decay = kurtosis_dim, max_norm, ridge, decay
-        self.learning_rate, self.clipnorm, self.seed = learning_rate, clipnorm, seed
+        self.learning_rate, self.clipvalue, self.clipnorm, self.seed = learning_rate, clipvalue, clipnorm, seed
+
+    @property
+    def clipping(self):
+        """{"clipvalue": ...} or {"clipnorm": ...}: the keyword of both AdamW optimisers."""
+        return {"clipvalue": self.clipvalue} if self.clipvalue is not None else {"clipnorm": self.clipnorm}
 
     def optimizer(self):
         """The C-Network's optimiser: AdamW(eta_MI) with gradient clipping (Appendix C), Keras' with the fused update
         (`multisensory.zoo.optimizers`)."""
         from multisensory.zoo.optimizers import AdamW
 
-        return AdamW(self.learning_rate, clipnorm=self.clipnorm, name="c_network_adamw")
+        return AdamW(self.learning_rate, **self.clipping, name="c_network_adamw")
 
     def get_config(self):
         return dict(vars(self))

@@ -439,7 +439,7 @@ class FusionModel(keras.Model):
         """Keras `compile` with task defaults: the recipe's optimiser, or Adam(`default_learning_rate`) (Keras'
         Adam with a fused update, `zoo.optimizers`), cross-entropy on logits or MAE, the task's metrics.
 
-        With synergy the default is AdamW with clipnorm 5 (the paper's Appendix C), and the C-Network's own
+        With synergy the default is AdamW with gradients clipped to the value 5 (the paper's Appendix C), and the C-Network's own
         optimiser is created and built here, so that compiling inside a strategy scope places it there. With the
         multiplicative head the model minimises its own loss (configured in the head), so `loss` must stay "auto".
         """
@@ -456,7 +456,7 @@ class FusionModel(keras.Model):
         elif optimizer == "auto":
             rate = self.default_learning_rate
             optimizer = (optimizers.Adam(rate) if self.cnetwork is None
-                         else optimizers.AdamW(rate, clipnorm=self.synergy.clipnorm))
+                         else optimizers.AdamW(rate, **self.synergy.clipping))
         if loss == "auto":
             loss = (keras.losses.SparseCategoricalCrossentropy(from_logits=True)
                     if self.task.type == "classification" else keras.losses.MeanAbsoluteError())
