@@ -41,8 +41,12 @@ def test_standardisation_uses_the_training_split_only_inside_the_model(data_dir)
     model = zoo.create("higgs_mlp", info)
     scaled = model.standardizers["high_level"](test["high_level"])
     np.testing.assert_allclose(scaled, (raw["test"][0][:, 21:] - mean[21:]) / std[21:], rtol=1e-4, atol=1e-5)
-    # a dropped modality (all zeros) stays 0, the training mean in the standardised domain
-    np.testing.assert_array_equal(model.standardizers["high_level"](np.zeros((2, 7), "float32")), 0)
+    # a real zero is standardised like any value; a dropped modality is the training mean, so it reaches the model as 0
+    np.testing.assert_allclose(model.standardizers["high_level"](np.zeros((2, 7), "float32")),
+                               np.broadcast_to(-mean[21:] / std[21:], (2, 7)), rtol=1e-5)
+    dropped, _ = collect("higgs", "test", data_dir, drop=("high_level",))
+    np.testing.assert_array_equal(model.standardizers["high_level"](dropped["high_level"]), 0)
+    np.testing.assert_array_equal(dropped["low_level"], test["low_level"])
 
 
 @pytest.mark.parametrize("file_name", ["HIGGS.csv", "HIGGS.csv.gz"])

@@ -258,6 +258,7 @@ def test_liu_l2_is_a_loss_term_on_the_kernels_that_passes_through_the_momentum(n
         y = np.array([0, 1, 2, 3])
     else:
         info, (x, y) = TWO_VECTORS, two_vectors(16)
+    keras.utils.set_random_seed(0)
     model = zoo.create(name, info, **config)
     model.compile()
     model.train_on_batch(x, y)  # builds everything; the hand computation starts from here
@@ -281,7 +282,8 @@ def test_liu_l2_is_a_loss_term_on_the_kernels_that_passes_through_the_momentum(n
     for _ in range(2):
         before = [v.numpy() for v in model.trainable_variables]
         grads = [g + l2_of(v) for g, v in zip(task_gradients(), model.trainable_variables)]
-        assert np.sqrt(sum(float(np.sum(g ** 2)) for g in grads)) < 10  # no clipping in this check
+        if model.optimizer.global_clipnorm:  # HIGGS' clipping at 10 is not reached in this check
+            assert np.sqrt(sum(float(np.sum(g ** 2)) for g in grads)) < model.optimizer.global_clipnorm
         velocities = [0.9 * m - lr * g for m, g in zip(velocities, grads)]
         expected = [w + m for w, m in zip(before, velocities)]
         model.train_on_batch(x, y)
