@@ -7,7 +7,9 @@ Built as Barnum, Talukder & Yue, "On the Benefits of Early Fusion in Multimodal 
    between splits.
 2. Every recording is front-padded with zeros to the length of the longest recording (18,262 samples in FSDD
    v1.0.10; a longer one is refused) and turned into a spectrogram with `tf.signal.stft` (Hann window of 400
-   samples, stride 200, FFT of 400: 201 frequency bins, 90 frames). Features are log(1 + |STFT|) of the waveform
+   samples, stride 200, FFT of 400: 201 frequency bins, 90 frames, which cover the first 18,200 samples: the last
+   62 of the front-padded recording are dropped, the zoo's reading of appendix A.3, which does not say how the
+   remainder is treated). Features are log(1 + |STFT|) of the waveform
    scaled to [-1, 1]; the paper does not state its magnitude scaling, and this choice keeps padding at exactly 0.
 3. Within a split, every (image, recording) pair of the same digit is a candidate; a seeded sampler draws
    `num_pairs` distinct candidates uniformly (87,516 for train as in the paper; validation and test default to one

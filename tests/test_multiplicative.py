@@ -159,7 +159,7 @@ def test_resnet_cifar_follows_the_paper_defaults():
     mulmix = zoo.create("resnet_cifar", info, depth=8, variant="mulmix", augment=False)
     head, mix = mul.multiplicative, mulmix.multiplicative
     assert (head.beta, head.branch_weights, head.hidden, head.fused_branch) == (0.3, [0.3, 0.3, 1.0], (), False)
-    assert (mix.beta, mix.branch_weights, mix.hidden, mix.width) == (0.5, None, (256,), 64)
+    assert (mix.beta, mix.branch_weights, mix.hidden, mix.width) == (0.3, None, (256,), 64)  # CIFAR's optimum
     predictors = mulmix.multiplicative_head.predictors
     assert len(predictors) == 7 and all(p.hidden == (256,) for p in predictors)
 

@@ -1,7 +1,9 @@
 """`MulTCore`: the Multimodal Transformer (Tsai, Bai, Liang, Kolter, Morency & Salakhutdinov 2019, ACL), section 3.
 
 - Temporal 1-D convolutions bring every modality to size d; the result is scaled by sqrt(d) and given sinusoidal
-  positions (counted from the first non-padding step, so front padding changes nothing), then dropout.
+  positions (counted from the first non-padding step, so front padding changes nothing), then dropout. This is done
+  once, before the first encoder: the zoo's choice, where the authors' code re-applies the scaling and the
+  positions at the input of every encoder (docs/mmlatch.md).
 - Cross-modal transformers: for every target k and source j != k, `num_layers` layers of pre-norm cross-modal
   attention (queries from k's stream, keys and values from j's sequence, padding keys masked) and a position-wise
   feed-forward network, each with a residual; a final layer norm.

@@ -1,4 +1,4 @@
-"""`higgs_mlp`: the feed-forward networks of Liu et al. (2018, section 6.1.1) on HIGGS, one per fusion variant.
+"""`higgs_mlp`: the feed-forward networks of Liu et al. (2018, section 6.1.2) on HIGGS, one per fusion variant.
 
 Every modality network has two hidden layers of 300 ReLU units (`width`) and every predictor one more, so all
 variants have three hidden layers between an input and a prediction:
