@@ -89,6 +89,20 @@ def next_version(model_dir):
     return max(version_numbers(model_dir), default=0) + 1
 
 
+def _with_plain_variables(model):
+    """The model, or where it was built under a `tf.distribute` strategy (its variables mirrored over replicas), a
+    copy with the same configuration and weights in plain variables, made outside the strategy's scope (as `train`,
+    `tune` and `publish` export): TensorFlow cannot save some functions that read distributed variables (`mmlatch`
+    trained with `--strategy mirrored` failed to export), and a served model runs on one device anyway."""
+    if not any(isinstance(v, tf.distribute.DistributedValues) for v in model.weights):
+        return model
+    copy = model.__class__.from_config(model.get_config())
+    if not copy.built:
+        copy.build()
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def export_saved_model(model, base_dir, model_name=None, version=None, warmup=None, xla=False):
     """Writes a SavedModel of a zoo model to `<base_dir>/<model_name>/<version>/` and returns that path.
 
@@ -105,6 +119,7 @@ def export_saved_model(model, base_dir, model_name=None, version=None, warmup=No
             TF-Serving then needs `--xla_cpu_compilation_enabled`; the default export runs anywhere.
     """
     model_name = model_name or model.name
+    model = _with_plain_variables(model)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", model_name) or ".." in model_name:
         raise ValueError(f"Model name {model_name!r} must be one folder name of letters, digits, '.', '_' and '-' "
                          f"(the export stays inside {base_dir!r}).")

@@ -252,9 +252,12 @@ class FusionModel(keras.Model):
             log_probs = outputs["branch_log_probabilities"]
             terms = branch_terms(log_probs, self.multiplicative.beta, self.multiplicative.branch_weights)
             true_class = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y, (-1,)), "int32"), terms.shape[-1])
-            per_branch = keras.ops.mean(keras.ops.sum(terms * true_class[:, None, :], axis=-1), axis=0)
+            # the batch's mean per branch, weighted by its size: a replica's empty share of a last batch adds nothing
+            rows = keras.ops.cast(keras.ops.shape(terms)[0], terms.dtype)
+            per_example = keras.ops.sum(terms * true_class[:, None, :], axis=-1)  # (batch, branches)
+            per_branch = keras.ops.sum(per_example, axis=0) / keras.ops.maximum(rows, 1.0)
             for k, tracker in enumerate(self.branch_trackers):
-                tracker.update_state(per_branch[k])
+                tracker.update_state(per_branch[k], sample_weight=rows)
             terms = {"multiplicative": self.objective(y, log_probs, sample_weight)}
         else:
             terms = {"task": self.compute_loss(x=x, y=y, y_pred=outputs["prediction"], sample_weight=sample_weight,
@@ -439,9 +442,9 @@ class FusionModel(keras.Model):
         """Keras `compile` with task defaults: the recipe's optimiser, or Adam(`default_learning_rate`) (Keras'
         Adam with a fused update, `zoo.optimizers`), cross-entropy on logits or MAE, the task's metrics.
 
-        With synergy the default is AdamW with gradients clipped to the value 5 (the paper's Appendix C), and the C-Network's own
-        optimiser is created and built here, so that compiling inside a strategy scope places it there. With the
-        multiplicative head the model minimises its own loss (configured in the head), so `loss` must stay "auto".
+        With synergy the default is AdamW with gradients clipped to the value 5 (the paper's Appendix C), and the
+        C-Network's own optimiser is created and built here, so that compiling inside a strategy scope places it
+        there. With the multiplicative head the model minimises its own loss (configured in the head), so `loss` must stay "auto".
         """
         from multisensory.training.metrics import task_metrics
 
