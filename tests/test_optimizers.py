@@ -85,7 +85,7 @@ def test_the_zoo_defaults_use_them_and_they_reload(tmp_path):
     assert type(model.optimizer) is optimizers.Adam
     synergy = zoo.create("additive_fusion", info, synergy=SynergyConfig())
     synergy.compile()
-    assert type(synergy.optimizer) is optimizers.AdamW and synergy.optimizer.clipnorm == 5.0
+    assert type(synergy.optimizer) is optimizers.AdamW and synergy.optimizer.clipvalue == 5.0
     assert type(synergy.synergy_optimizer) is optimizers.AdamW
     path = str(tmp_path / "m.keras")
     model.save(path)
