@@ -47,6 +47,15 @@ def test_objective_direction_follows_the_metric():
         tuning.tuner("tfn", datasets.info("synthetic_av"), strategy="multiworker")
 
 
+@pytest.mark.parametrize("tuner", sorted(tuning.TUNERS))
+def test_every_tuner_completes_a_short_study(tmp_path, tuner):
+    """Each documented tuner runs with the installed dependencies (the Bayesian one needs SciPy)."""
+    study, metrics = tuning.tune("additive_fusion", "synthetic_av", directory=str(tmp_path), tuner_name=tuner,
+                                 max_trials=2, epochs=2, batch_size=64, config={"width": 8},
+                                 dataset_options={"num_examples": 64}, verbose=0)
+    assert len(study.oracle.trials) >= 2 and 0.0 <= metrics["accuracy"] <= 1.0
+
+
 def test_a_study_under_mirrored_strategy_builds_every_trial_in_its_scope(tmp_path):
     from multisensory import datasets
 
@@ -133,3 +142,14 @@ def test_a_chief_and_two_workers_complete_one_study_on_127_0_0_1(tmp_path):
     trials = [json.loads((root / d / "trial.json").read_text()) for d in os.listdir(root) if d.startswith("trial_")]
     assert len(trials) == 3 and all(t["status"] == "COMPLETED" for t in trials)
     assert (root / "best" / "model.keras").exists()
+
+
+def test_a_missing_dependency_of_a_tuner_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    def missing(*args, **kwargs):
+        raise ImportError("Please install scipy before using the `BayesianOptimization`.")
+
+    monkeypatch.setitem(tuning.TUNERS, "bayesian", missing)
+    code = cli.main(["tune", "--model", "additive_fusion", "--dataset", "synthetic_av", "--tuner", "bayesian",
+                     "--max-trials", "1", "--epochs", "1", "--directory", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == "error: Please install scipy before using the `BayesianOptimization`."

@@ -332,7 +332,9 @@ def main(argv=None):
     from multisensory.exports.requests import op_error_message
     from multisensory.training import runs
 
-    anticipated = (ValueError, TypeError, OSError, EOFError, tf.errors.OpError)
+    # ImportError: a dependency missing from the environment (e.g. an installation without the project's
+    # requirements) is named in one line too
+    anticipated = (ValueError, TypeError, OSError, EOFError, ImportError, tf.errors.OpError)
 
     try:
         if args.command == "list":
