@@ -59,11 +59,12 @@ def test_best_keras_keeps_the_best_epoch_across_a_resume(tmp_path):
     model.compile()
     path, folder = str(tmp_path / "best.keras"), str(tmp_path / "backup")
     best = checkpoints.BestModel(path, "val_accuracy", "max")
-    backup = checkpoints.Backup(folder, best)
-    for callback in (best, backup):
-        callback.set_model(model)
-    best.on_epoch_end(0, {"val_accuracy": 0.9})
-    backup.on_epoch_end(0)
+    backup = checkpoints.Backup(folder, best)  # runs `best` first: the saved state holds this epoch's best
+    backup.set_model(model)
+    backup.on_epoch_end(0, {"val_accuracy": 0.7})
+    backup.on_epoch_end(1, {"val_accuracy": 0.9})
+    with open(os.path.join(folder, "state.json")) as f:
+        assert json.load(f)["best"] == pytest.approx(0.9)  # not one epoch late (0.7)
     saved = os.path.getmtime(path), open(path, "rb").read()
 
     best, backup = checkpoints.BestModel(path, "val_accuracy", "max"), checkpoints.Backup(folder, None)
@@ -71,7 +72,7 @@ def test_best_keras_keeps_the_best_epoch_across_a_resume(tmp_path):
     for callback in (best, backup):
         callback.set_model(model)
     backup.on_train_begin()
-    assert best.best == pytest.approx(0.9) and model._initial_epoch == 1
+    assert best.best == pytest.approx(0.9) and model._initial_epoch == 2
     best.on_epoch_end(1, {"val_accuracy": 0.5})  # worse than before the interruption: best.keras stays
     assert (os.path.getmtime(path), open(path, "rb").read()) == saved
     model.set_weights([w + 1.0 for w in model.get_weights()])  # as training would have changed them

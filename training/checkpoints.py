@@ -74,7 +74,9 @@ class Backup(keras.callbacks.Callback):
 
     Args:
         folder: str. The backup folder.
-        best: `BestModel` or None, whose best value is saved and restored with the state.
+        best: `BestModel` or None, whose best value is saved and restored with the state. The backup runs it at the
+            end of every epoch, before saving the state (so it is not given to `fit` separately): the state then
+            holds the best value including this epoch's, whatever the order of the callbacks.
     """
 
     def __init__(self, folder, best=None):
@@ -106,7 +108,14 @@ class Backup(keras.callbacks.Callback):
             self.best.best = float(state["best"])
         print(f"resuming from the backup in {self.folder} at epoch {state['epoch'] + 1}")
 
+    def set_model(self, model):
+        super().set_model(model)
+        if self.best is not None:
+            self.best.set_model(model)
+
     def on_epoch_end(self, epoch, logs=None):
+        if self.best is not None:
+            self.best.on_epoch_end(epoch, logs)
         os.makedirs(self.folder, exist_ok=True)
         weights = f"epoch-{epoch + 1}.weights.h5"
         atomic.save_weights(self.model, os.path.join(self.folder, weights))

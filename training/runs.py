@@ -133,8 +133,8 @@ def _fit(net, dataset, out, settings, data_dir, worker, callbacks, export, log_e
         iter(data["train"])
     best = checkpoints.BestModel(os.path.join(out, "best.keras"), monitor, mode) if worker == 0 else None
     chief_only = [Throughput(batch_size), ModelGraph(os.path.join(out, "logs")),
-                  keras.callbacks.TensorBoard(os.path.join(out, "logs"), update_freq=log_every), best
-                  ] if worker == 0 else []
+                  keras.callbacks.TensorBoard(os.path.join(out, "logs"), update_freq=log_every)
+                  ] if worker == 0 else []  # `best` runs inside the backup, before the backup's state is saved
     net.fit(data["train"], validation_data=data["validation"], epochs=epochs, verbose=verbose, callbacks=[
         checkpoints.Backup(backup, best), *chief_only, *net.recipe(epochs), *callbacks])
     metrics = _floats(net.evaluate(data["test"], return_dict=True, verbose=0))
