@@ -102,6 +102,19 @@ def test_predict_refuses_non_finite_inputs_naming_the_modality(model, features):
     assert np.isfinite(model.predict_on_batch(features)).all()
 
 
+def test_fit_and_evaluate_refuse_non_finite_inputs_and_keep_the_weights(model, features):
+    labels = np.arange(len(next(iter(features.values())))) % 10
+    bad = {**features, "audio": features["audio"].copy()}
+    bad["audio"][1, 2, 3] = np.nan
+    model.compile()
+    before = model.get_weights()
+    for run in (lambda: model.evaluate(bad, labels, verbose=0), lambda: model.fit(bad, labels, verbose=0)):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="Modality 'audio': the input holds NaN or infinite"):
+            run()
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert np.isfinite(model.evaluate(features, labels, verbose=0)).all()
+
+
 def test_the_shape_check_holds_after_a_relaxed_retrace(model, features):
     """predict retraces with relaxed shapes after a second batch size: the frame count is still checked."""
     for n in (4, 3, 2):

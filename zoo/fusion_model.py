@@ -14,8 +14,10 @@ the one channel through which training add-ons and analysis tools get more: a di
 
 Subclasses compute that dict in `forward(inputs, training)`. Inputs are checked at the boundary: a missing or
 unexpected modality, a wrong shape, different batch sizes or a non-floating dtype raises before any layer runs, with
-the modality's name in the message, on every call (`check_inputs`); `predict` and exports also refuse NaN and
-infinite inputs (`check_finite`), and `predict` an empty batch.
+the modality's name in the message, on every call (`check_inputs`); `fit`, `evaluate`, `predict` and exports also
+refuse NaN and infinite inputs (`check_finite`), and `predict` an empty batch. A direct call `model(x)` is the
+forward pass those steps run and does not check values (a check per call would also run inside every training
+graph twice); pass its inputs through `check_finite` where they may hold NaN.
 
 Training runs one forward pass per step and minimises the sum of the named terms that `loss_terms` returns from
 the outputs dict (by default the compiled loss on the prediction plus any `model.losses`, exactly what Keras'
@@ -311,6 +313,7 @@ class FusionModel(keras.Model):
 
     def _objective(self, data, training):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x = check_finite(x, self.modalities)  # `fit` and `evaluate` refuse NaN and infinite inputs, as `predict` does
         outputs = self(x, training=training, return_outputs=True)
         groups = self.objectives(x, y, outputs, sample_weight, training)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
