@@ -81,6 +81,52 @@ def test_best_keras_keeps_the_best_epoch_across_a_resume(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+class Spoil(keras.callbacks.Callback):
+    """Replaces the weights with zeros from epoch `at` on: validation accuracy falls to one class's share."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch >= self.at:
+            self.model.set_weights([np.zeros_like(w) for w in self.model.get_weights()])
+
+
+def test_the_best_epoch_is_reported_saved_and_exported_and_training_stops_after_patience(tmp_path):
+    """Keras' EarlyStopping(restore_best_weights=True) semantics: the run stops `patience` epochs after its best
+    epoch, and model.keras, metrics.json and the export are that epoch's model, as best.keras; `select="last"`
+    keeps the last epoch's."""
+    settings = dict(TINY, dataset_options={"num_examples": 256}, noise={}, dropout={}, epochs=6, patience=2)
+    out = str(tmp_path / "best")
+    metrics = runs.train("additive_fusion", "synthetic_av", out, callbacks=[Spoil(3)], **{**settings, "export": True})
+    record = runs.read_json(os.path.join(out, "metrics.json"))
+    selection = record["selection"]
+    assert (selection["epochs_run"], selection["epochs"], selection["select"]) == (5, 6, "best")  # stopped early
+    assert selection["epoch"] == selection["best_epoch"] <= 3 and selection["monitor"] == "val_accuracy"
+    for a, b in zip(weights(os.path.join(out, "model.keras")), weights(os.path.join(out, "best.keras"))):
+        np.testing.assert_array_equal(a, b)
+    assert metrics == record["test"]
+    assert metrics["accuracy"] == pytest.approx(runs.evaluate(os.path.join(out, "best.keras"), "synthetic_av",
+                                                              batch_size=16, dataset_options={"num_examples": 256})[
+        "accuracy"])
+    served = tf.saved_model.load(record["settings"]["export"]).signatures["serving_default"]
+    x, _ = next(iter(runs.datasets.load("synthetic_av", "test", batch_size=8, num_examples=256, shuffle=False)))
+    np.testing.assert_allclose(served(**x)["logits"], runs.load_model(os.path.join(out, "best.keras")).predict(
+        x, verbose=0), atol=1e-5)
+
+    last = str(tmp_path / "last")
+    runs.train("additive_fusion", "synthetic_av", last, callbacks=[Spoil(3)], select="last", **settings)
+    selection = runs.read_json(os.path.join(last, "metrics.json"))["selection"]
+    assert (selection["select"], selection["epoch"], selection["epochs_run"]) == ("last", 5, 5)
+    assert any(not np.array_equal(a, b) for a, b in zip(weights(os.path.join(last, "model.keras")),
+                                                        weights(os.path.join(last, "best.keras"))))
+    spoilt = runs.read_json(os.path.join(last, "metrics.json"))["test"]["accuracy"]
+    assert metrics["accuracy"] > spoilt + 0.05, (metrics["accuracy"], spoilt)
+    with pytest.raises(ValueError, match="select must be one of"):
+        runs.train("additive_fusion", "synthetic_av", str(tmp_path / "x"), select="first", **settings)
+
+
 def test_a_finished_run_is_refused_then_replaced_with_overwrite(tmp_path, capsys):
     out = str(tmp_path / "run")
     train = ["train", *CLI_TINY, "--epochs", "1", "--out", out, "--noise", "audio=1"]

@@ -8,9 +8,11 @@ leave out) is replaced in one rename, then older weights are removed; so `state.
 A backup that still cannot be read (a disk fault, a copy cut short) is moved aside to `backup.unreadable-<time>/`,
 reported, and the run starts over, never a raw h5py error on every rerun.
 
-`BestModel` saves `best.keras` when the monitored validation metric improves; its best value is kept in the backup
-state, so a resumed run compares against the best epoch before the interruption instead of overwriting `best.keras`
-with its first resumed epoch.
+`BestModel` selects the run's epoch: it saves `best.keras` when the monitored validation metric improves, keeps that
+epoch's weights (`restore` puts them back after `fit`) and stops training after `patience` epochs without
+improvement. Its best value, epoch and weights (`best-epoch.npz`) are kept in the backup, which runs it before
+saving its state, so a resumed run compares against the best epoch before the interruption (never overwriting
+`best.keras` with a worse resumed epoch), stops when the uninterrupted run would, and restores the same weights.
 """
 
 import json
@@ -24,33 +26,53 @@ import numpy as np
 
 from . import atomic
 
+BEST_WEIGHTS = "best-epoch.npz"  # the selected epoch's weights in a backup: plain arrays, read without pickle
+
 
 class BestModel(keras.callbacks.Callback):
-    """Saves the model to `path` (atomically) at every epoch whose `monitor` improves on the best so far.
+    """The selection of a run's epoch: tracks the epoch whose `monitor` is best so far, keeps its weights for
+    `restore`, saves the model to `path` at every improvement (atomically), and with `patience` stops training after
+    that many epochs without improvement: Keras' `EarlyStopping(restore_best_weights=True)`, resumable, since
+    `Backup` keeps its state.
 
     Args:
-        path: str. A `.keras` path.
+        path: str or None. A `.keras` path (None writes no file, as on a worker that is not the chief).
         monitor: str. A logged metric, e.g. "val_accuracy".
         mode: "max" or "min".
+        patience: int or None. Epochs without improvement before training stops (None: never).
     """
 
-    def __init__(self, path, monitor, mode):
+    def __init__(self, path, monitor, mode, patience=None):
         super().__init__()
-        self.path, self.monitor, self.mode = path, monitor, mode
-        self.best = None
+        self.path, self.monitor, self.mode, self.patience = path, monitor, mode, patience
+        self.best = self.best_epoch = self.weights = None
+        self.epochs_run, self.improved = 0, False
 
     def improves(self, value):
         return self.best is None or (value > self.best if self.mode == "max" else value < self.best)
 
     def on_epoch_end(self, epoch, logs=None):
+        self.epochs_run, self.improved = epoch + 1, False
         value = (logs or {}).get(self.monitor)
         if value is None:
             warnings.warn(f"BestModel: '{self.monitor}' is not logged (logged: {sorted(logs or {})}); "
                           "best.keras is not saved.", stacklevel=2)
             return
         if np.isfinite(value) and self.improves(float(value)):
-            self.best = float(value)
-            atomic.save_model(self.model, self.path)
+            self.best, self.best_epoch, self.improved = float(value), epoch + 1, True
+            self.weights = self.model.get_weights()
+            if self.path is not None:
+                atomic.save_model(self.model, self.path)
+        if self.patience is not None and self.best_epoch is not None and (
+                self.epochs_run - self.best_epoch >= self.patience):
+            self.model.stop_training = True
+
+    def restore(self):
+        """Sets the model's weights to the best epoch's; returns that epoch (None when no epoch had a finite value,
+        and the weights are left as they are)."""
+        if self.weights is not None:
+            self.model.set_weights(self.weights)
+        return self.best_epoch
 
 
 def seed_generators(model):
@@ -104,8 +126,13 @@ class Backup(keras.callbacks.Callback):
         for generator, value in zip(generators, state.get("seed_generators", ())):
             generator.state.assign(np.asarray(value, dtype=generator.state.dtype))
         self.model._initial_epoch = int(state["epoch"])
-        if self.best is not None and state.get("best") is not None:
-            self.best.best = float(state["best"])
+        if self.best is not None:
+            self.best.epochs_run = int(state["epoch"])
+            if state.get("best") is not None:
+                self.best.best, self.best.best_epoch = float(state["best"]), state.get("best_epoch")
+                if os.path.exists(os.path.join(self.folder, BEST_WEIGHTS)):
+                    with np.load(os.path.join(self.folder, BEST_WEIGHTS), allow_pickle=False) as arrays:
+                        self.best.weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
         print(f"resuming from the backup in {self.folder} at epoch {state['epoch'] + 1}")
 
     def set_model(self, model):
@@ -119,8 +146,12 @@ class Backup(keras.callbacks.Callback):
         os.makedirs(self.folder, exist_ok=True)
         weights = f"epoch-{epoch + 1}.weights.h5"
         atomic.save_weights(self.model, os.path.join(self.folder, weights))
+        if self.best is not None and self.best.improved:
+            with atomic.destination(os.path.join(self.folder, BEST_WEIGHTS)) as temporary:
+                np.savez(temporary, *self.best.weights)
         atomic.write_json(self.state_path, {
             "epoch": epoch + 1, "weights": weights, "best": None if self.best is None else self.best.best,
+            "best_epoch": None if self.best is None else self.best.best_epoch,
             "seed_generators": [np.asarray(g.state.value).tolist() for g in seed_generators(self.model)]})
         for name in os.listdir(self.folder):
             if name.endswith(".weights.h5") and name != weights:

@@ -77,6 +77,12 @@ def _add_train_args(parser):
     parser.add_argument("--config", action="append", metavar="KEY=VALUE",
                         help="model configuration, e.g. width=32 (repeatable)")
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--select", choices=("best", "last"), default="best",
+                        help="the epoch the run reports, saves, exports and publishes: the best on the task's main "
+                             "validation metric (default), or the last")
+    parser.add_argument("--patience", type=int, metavar="N",
+                        help="stop after N epochs without improvement of that metric (0: run every epoch; default: "
+                             "the model's recipe's, else 10)")
     parser.add_argument("--batch-size", type=int, help="the global batch; default: the model's recipe's, else 32")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
                         help="tf.distribute strategy (multiworker: the cluster from TF_CONFIG)")
@@ -205,7 +211,11 @@ def _existing(args, default):
 
 
 def _train_args(args):
+    if args.patience is not None and args.patience < 0:
+        raise ValueError(f"--patience must be 0 (run every epoch) or a positive number of epochs, got {args.patience}.")
+    patience = "recipe" if args.patience is None else (args.patience or None)
     return dict(data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, strategy=args.strategy,
+                select=args.select, patience=patience,
                 log_every=args.log_every or "epoch", steps_per_execution=args.steps_per_execution, noise=args.noise,
                 dropout=args.dropout, seed=args.seed, config=parse_assignments(args.config),
                 dataset_options=parse_assignments(args.dataset_option))

@@ -35,6 +35,10 @@ def train_command(settings):
     parts += [f"--dataset-option {k}={_json(v)}" for k, v in settings.get("dataset_options", {}).items()]
     if settings.get("strategy", "default") != "default":
         parts.append(f"--strategy {settings['strategy']}")
+    if settings.get("select", "best") != "best":
+        parts.append(f"--select {settings['select']}")
+    if "patience" in settings:
+        parts.append(f"--patience {settings['patience'] or 0}")
     return " ".join(parts)
 
 
@@ -69,6 +73,8 @@ def publish_run(run, name, root, data_dir=None, snrs=CARD_SNRS, version=None):
     manifest = {"model": settings["model"], "dataset": {"name": info.name, "info": info.get_config()},
                 "command": train_command(settings), "training": settings, "metrics": {"test": test},
                 "robustness": card}
+    if "selection" in record:  # which epoch the published model is, and how many ran
+        manifest["selection"] = record["selection"]
     return publish(model, name, root, manifest=manifest, version=version)
 
 
@@ -93,8 +99,14 @@ def preset_rows(root=None):
                          "dropped": dropped,
                          "snr_grid": None if grid is None else f"mean {grid['mean']:.3f}, worst {grid['worst']:.3f}"
                                                                  f" (SNR {', '.join(grid['snrs'])})",
-                         "epochs": manifest.get("training", {}).get("epochs")})
+                         "epochs": _epochs(manifest)})
     return rows
+
+
+def _epochs(manifest):
+    """"selected / run / asked" epochs of a manifest (the asked number alone for one without a selection)."""
+    asked, selection = manifest.get("training", {}).get("epochs"), manifest.get("selection")
+    return str(asked) if not selection else f"{selection['epoch']} / {selection['epochs_run']} / {asked}"
 
 
 def format_rows(rows, markdown=False):
@@ -104,11 +116,11 @@ def format_rows(rows, markdown=False):
         return "-" if value is None else f"{value:.4f}"
 
     header = ["preset", "v", "model", "dataset", "test metric (run's noise)", "AUC", "clean", "params",
-              "one modality dropped (clean)", "SNR grid", "epochs"]
+              "one modality dropped (clean)", "SNR grid", "epochs (selected / run / asked)"]
     lines = [[r["preset"], str(r["version"]), r["model"] or "-", r["dataset"] or "-",
               f"{r['metric']} {number(r['test'])}", number(r["auc"]), number(r["clean"]), f"{r['parameters']:,}",
               ", ".join(f"-{c}: {number(v)}" for c, v in r["dropped"].items()) or "-", r["snr_grid"] or "-",
-              str(r["epochs"])] for r in rows]
+              r["epochs"]] for r in rows]
     if markdown:
         return "\n".join("| " + " | ".join(line) + " |" for line in [header, ["---"] * len(header)] + lines)
     widths = [max(len(line[i]) for line in [header] + lines) for i in range(len(header))]

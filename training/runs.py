@@ -15,9 +15,11 @@ renamed, so a kill or a full disk never leaves a truncated file under a real nam
     best.keras            the model of the epoch with the best validation task metric (`metrics.selection_metric`:
                           val_accuracy, val_mae, ...), not val_loss, which holds training-only terms; best over
                           the whole run, across resumes
-    model.keras           the final model
-    metrics.json          test metrics of the final model, with the run's settings
-    export/<model>/<v>/   a SavedModel in TF-Serving layout (see `multisensory.exports`)
+    model.keras           the selected model: by default the best epoch's (as best.keras; `select="last"`: the last
+                          epoch's); training stops after `patience` epochs without improvement
+    metrics.json          test metrics of the selected model, with the run's settings and the selection (the
+                          selected epoch, its validation value, the epochs that ran)
+    export/<model>/<v>/   a SavedModel of the selected model in TF-Serving layout (see `multisensory.exports`)
 
 A folder that holds a finished run is refused unless `existing="overwrite"` (`--overwrite`); see
 `multisensory.training.run_folder`. Test metrics are measured under the run's own noise and dropped-modality
@@ -34,6 +36,7 @@ import keras
 
 from multisensory import datasets, zoo
 from multisensory.exports import export_saved_model
+from multisensory.zoo import recipes
 
 from . import atomic, checkpoints, distribute, run_folder
 from .atomic import write_json
@@ -48,11 +51,12 @@ def read_json(path):
 
 
 KERAS_PASSES_PER_EPOCH = 2
+SELECTIONS = ("best", "last")
 
 
 def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=None, dropout=None, drop=(), seed=0,
           config=None, dataset_options=None, callbacks=(), export=True, strategy="default", log_every="epoch",
-          existing="refuse", verbose="auto", steps_per_execution=1):
+          existing="refuse", verbose="auto", steps_per_execution=1, select="best", patience="recipe"):
     """Trains a zoo model with `model.fit` and returns the test metrics (a dict).
 
     Args:
@@ -79,6 +83,11 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
         steps_per_execution: int. Batches per call of the compiled training function (Keras' `compile` argument):
             the same weights, less time per step for small models (docs/performance.md); callbacks, the progress
             bar and TensorBoard's per-step scalars (`log_every`, counted in calls) then see every that many batches.
+        select: "best" (default) or "last". Which epoch's weights the run reports, saves (`model.keras`), exports
+            and publishes: the one with the best value of the task's main validation metric (Keras'
+            `EarlyStopping(restore_best_weights=True)`), or the last one.
+        patience: int, None or "recipe". Stop after that many epochs without improvement of that metric (None:
+            run every epoch); "recipe" takes the model's recipe's (`multisensory.zoo.recipes.patience`).
     """
     config, dataset_options = dict(config or {}), dict(dataset_options or {})
     if int(epochs) < 1:
@@ -87,6 +96,11 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
     if int(steps_per_execution) < 1:
         raise ValueError(f"steps_per_execution must be at least 1, got {steps_per_execution}.")
+    if select not in SELECTIONS:
+        raise ValueError(f"select must be one of {list(SELECTIONS)}, got {select!r}.")
+    if patience not in (None, "recipe") and (isinstance(patience, bool) or int(patience) != patience
+                                             or int(patience) < 1):
+        raise ValueError(f"patience must be a positive number of epochs, None or 'recipe', got {patience!r}.")
     keras.utils.set_random_seed(seed)
     data_info = datasets.info(dataset, data_dir=data_dir or os.environ.get(datasets.DATA_ENV), **dataset_options)
     scope = distribute.strategy(strategy)
@@ -95,9 +109,11 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
         net = zoo.create(model, data_info, **config)
         net.compile(steps_per_execution=int(steps_per_execution))
     batch_size = batch_size or net.recipe_batch_size or 32
+    patience = recipes.patience(net.recipe_name) if patience == "recipe" else patience
     settings = {"model": model, "dataset": dataset, "config": config, "dataset_options": dataset_options,
                 "epochs": epochs, "batch_size": batch_size, "noise": noise or {}, "dropout": dropout or {},
-                "drop": sorted(drop), "seed": seed, "strategy": strategy, "replicas": scope.num_replicas_in_sync}
+                "drop": sorted(drop), "seed": seed, "strategy": strategy, "replicas": scope.num_replicas_in_sync,
+                "select": select, "patience": None if patience is None else int(patience)}
     os.makedirs(out, exist_ok=True)
     with run_folder.Lock(out, ".lock" if strategy != "multiworker" else f".lock-worker-{worker}"):
         finished = run_folder.prepare(out, settings, existing, chief=worker == 0)
@@ -131,18 +147,28 @@ def _fit(net, dataset, out, settings, data_dir, worker, callbacks, export, log_e
     # one (tested: the same final weights).
     for _ in range(KERAS_PASSES_PER_EPOCH * checkpoints.saved_epoch(backup)):
         iter(data["train"])
-    best = checkpoints.BestModel(os.path.join(out, "best.keras"), monitor, mode) if worker == 0 else None
+    best = checkpoints.BestModel(os.path.join(out, "best.keras") if worker == 0 else None, monitor, mode,
+                                 settings.get("patience"))
     chief_only = [Throughput(batch_size), ModelGraph(os.path.join(out, "logs")),
                   keras.callbacks.TensorBoard(os.path.join(out, "logs"), update_freq=log_every)
                   ] if worker == 0 else []  # `best` runs inside the backup, before the backup's state is saved
     net.fit(data["train"], validation_data=data["validation"], epochs=epochs, verbose=verbose, callbacks=[
         checkpoints.Backup(backup, best), *chief_only, *net.recipe(epochs), *callbacks])
+    selected = best.restore() if settings.get("select", "best") == "best" else None
+    selection = {"select": settings.get("select", "best"), "monitor": monitor, "mode": mode,
+                 "epoch": selected or best.epochs_run, "value": best.best if selected else None,
+                 "best_epoch": best.best_epoch, "epochs_run": best.epochs_run, "epochs": epochs,
+                 "patience": settings.get("patience")}
+    if verbose:
+        print(f"selected epoch {selection['epoch']} of {best.epochs_run}"
+              + (f" ({monitor} {best.best:.4f})" if selected else f" (the last; {monitor} best at epoch "
+                 f"{best.best_epoch})"))
     metrics = _floats(net.evaluate(data["test"], return_dict=True, verbose=0))
     if worker == 0:
         atomic.save_model(net, os.path.join(out, "model.keras"))
         if export:
             settings["export"] = export_saved_model(net, os.path.join(out, "export"), model_name=settings["model"])
-        write_json(os.path.join(out, "metrics.json"), {"test": metrics, "settings": settings})
+        write_json(os.path.join(out, "metrics.json"), {"test": metrics, "settings": settings, "selection": selection})
     shutil.rmtree(backup, ignore_errors=True)  # last: a kill before this point resumes
     with contextlib.suppress(OSError):  # multiworker: backup/ once every worker's is gone
         os.rmdir(os.path.join(out, "backup"))

@@ -17,6 +17,10 @@ dense and convolution layers (not biases nor batch normalisation), so its gradie
 momentum like the task's (coupled; Keras' `weight_decay` of an optimiser is decoupled and after 2,000 steps at rate
 0.1 and momentum 0.9 decays a weight 10x less): `FusionModel.loss_terms` adds it as the term "l2". A model without a
 recipe trains with Adam(`default_learning_rate`) and no schedule.
+
+Early stopping (`patience`, used by `multisensory train`, which by default selects the epoch on the task's main
+validation metric): `mmlatch` 10 epochs (the paper), `liu_higgs` 10 (the authors' HIGGS scripts), `liu_cifar` none
+(the step schedule runs to its end, as the paper's), `DEFAULT_PATIENCE` = 10 for models without a recipe.
 """
 
 import dataclasses
@@ -37,12 +41,15 @@ class Recipe:
         batch_size: int or None. The paper's batch size.
         l2: float. Coefficient of the loss term (l2 / 2) * sum of the squared kernel weights (see the module
             docstring); 0 for none.
+        patience: int or None. Epochs without improvement of the task's main validation metric after which
+            `multisensory train` stops (None: the recipe's schedule runs every epoch).
     """
 
     optimizer: Callable | None
     callbacks: Callable
     batch_size: int | None = None
     l2: float = 0.0
+    patience: int | None = None
 
 
 class StepDecay(keras.callbacks.Callback):
@@ -87,11 +94,18 @@ def _mmlatch_callbacks(epochs, monitor, mode):
 
 
 RECIPES = {
-    "mmlatch": Recipe(None, _mmlatch_callbacks),
+    "mmlatch": Recipe(None, _mmlatch_callbacks, patience=10),
     "liu_cifar": Recipe(lambda: keras.optimizers.SGD(LIU_RATE, momentum=0.9), _liu_steps, 100, l2=2e-4),
     "liu_higgs": Recipe(lambda: keras.optimizers.SGD(LIU_HIGGS_RATE, momentum=0.9, global_clipnorm=10.0),
-                        lambda epochs, *_: [EpochDecay(LIU_HIGGS_RATE, 0.99)], 128, l2=2e-5),
+                        lambda epochs, *_: [EpochDecay(LIU_HIGGS_RATE, 0.99)], 128, l2=2e-5, patience=10),
 }
+# Early stopping of a model without a recipe (`multisensory train`): epochs without improvement before it stops.
+DEFAULT_PATIENCE = 10
+
+
+def patience(name):
+    """The early-stopping patience of recipe `name` (None for no recipe: `DEFAULT_PATIENCE`)."""
+    return DEFAULT_PATIENCE if name is None else get_recipe(name).patience
 
 
 def get_recipe(name):
