@@ -101,7 +101,8 @@ def test_a_published_run_loads_by_name_predicts_the_same_and_fine_tunes(run, tmp
     manifest = exports.read_manifest("demo-additive", root)
     assert manifest["model"] == "additive_fusion" and manifest["version"] == 1
     assert manifest["command"] == ("multisensory train --model additive_fusion --dataset synthetic_av --epochs 1 "
-                                   "--batch-size 64 --seed 0 --dataset-option num_examples=256")
+                                   "--batch-size 64 --seed 0 --dataset-option num_examples=256 --patience 10")
+    assert (manifest["selection"]["epoch"], manifest["selection"]["epochs_run"]) == (1, 1)
     assert manifest["dataset"]["info"]["modalities"][0]["name"] == "image"
     test = runs.read_json(os.path.join(run, "metrics.json"))["test"]
     assert manifest["metrics"]["test"] == test
@@ -202,9 +203,12 @@ def test_the_wheel_installs_and_runs_without_the_source_tree(tmp_path):
 
 def test_preset_rows_format_as_a_table():
     rows = [{"preset": "p", "version": 1, "model": "m", "dataset": "d", "metric": "accuracy", "test": 0.5,
-             "auc": None, "clean": 0.75, "parameters": 1234, "dropped": {"a": 0.25}, "snr_grid": None, "epochs": 2}]
+             "auc": None, "clean": 0.75, "parameters": 1234, "dropped": {"a": 0.25}, "snr_grid": None,
+             "epochs": publishing._epochs({"training": {"epochs": 40},
+                                           "selection": {"epoch": 8, "epochs_run": 11}})}]
     assert publishing.format_rows(rows, markdown=True).splitlines()[2] == (
-        "| p | 1 | m | d | accuracy 0.5000 | - | 0.7500 | 1,234 | -a: 0.2500 | - | 2 |")
+        "| p | 1 | m | d | accuracy 0.5000 | - | 0.7500 | 1,234 | -a: 0.2500 | - | 8 / 11 / 40 |")
+    assert publishing._epochs({"training": {"epochs": 40}}) == "40"  # a manifest from before selections
 
 
 def test_a_root_can_be_any_gfile_uri():

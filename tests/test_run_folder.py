@@ -232,6 +232,9 @@ def test_a_full_disk_is_one_line_exit_2_and_the_rerun_finishes(tmp_path, monkeyp
     monkeypatch.undo()
     assert cli.main(["train", *CLI_TINY, "--epochs", "2", "--out", out]) == 0  # resumes with no epoch left
     assert "resuming from the backup" in capsys.readouterr().out
+    # best.keras, whose writes failed, is written on the resume from the backup's best weights: the selected model
+    for a, b in zip(weights(os.path.join(out, "best.keras")), weights(os.path.join(out, "model.keras"))):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_bad_arguments_are_one_line_and_exit_2_before_any_training(tmp_path, capsys):

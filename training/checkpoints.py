@@ -45,13 +45,18 @@ class BestModel(keras.callbacks.Callback):
     def __init__(self, path, monitor, mode, patience=None):
         super().__init__()
         self.path, self.monitor, self.mode, self.patience = path, monitor, mode, patience
-        self.best = self.best_epoch = self.weights = None
+        self.best = self.best_epoch = self.weights = self.saved_epoch = None
         self.epochs_run, self.improved = 0, False
 
     def improves(self, value):
         return self.best is None or (value > self.best if self.mode == "max" else value < self.best)
 
     def on_epoch_end(self, epoch, logs=None):
+        self.update(epoch, logs)
+        self.save()
+
+    def update(self, epoch, logs=None):
+        """Takes the epoch's value: a new best keeps the weights; patience may stop training."""
         self.epochs_run, self.improved = epoch + 1, False
         value = (logs or {}).get(self.monitor)
         if value is None:
@@ -61,11 +66,23 @@ class BestModel(keras.callbacks.Callback):
         if np.isfinite(value) and self.improves(float(value)):
             self.best, self.best_epoch, self.improved = float(value), epoch + 1, True
             self.weights = self.model.get_weights()
-            if self.path is not None:
-                atomic.save_model(self.model, self.path)
         if self.patience is not None and self.best_epoch is not None and (
                 self.epochs_run - self.best_epoch >= self.patience):
             self.model.stop_training = True
+
+    def save(self):
+        """Writes `path` with the best epoch's model unless it holds it already."""
+        if self.path is None or self.weights is None or self.saved_epoch == self.best_epoch:
+            return
+        current = None if self.improved else self.model.get_weights()
+        if current is not None:  # after a resume: best.keras may lack the best epoch the backup recorded
+            self.model.set_weights(self.weights)
+        try:
+            atomic.save_model(self.model, self.path)
+        finally:
+            if current is not None:
+                self.model.set_weights(current)
+        self.saved_epoch = self.best_epoch
 
     def restore(self):
         """Sets the model's weights to the best epoch's; returns that epoch (None when no epoch had a finite value,
@@ -96,9 +113,11 @@ class Backup(keras.callbacks.Callback):
 
     Args:
         folder: str. The backup folder.
-        best: `BestModel` or None, whose best value is saved and restored with the state. The backup runs it at the
-            end of every epoch, before saving the state (so it is not given to `fit` separately): the state then
-            holds the best value including this epoch's, whatever the order of the callbacks.
+        best: `BestModel` or None, whose state (best value, epoch, weights) is saved and restored with the backup's.
+            The backup runs it at the end of every epoch (so it is not given to `fit` separately): its update before
+            the state is written, so the state holds the best including this epoch's, and its `best.keras` after,
+            so a failure there loses no epoch; the state says which best epoch `best.keras` holds, and a resumed
+            run writes it again when it missed one.
     """
 
     def __init__(self, folder, best=None):
@@ -130,10 +149,13 @@ class Backup(keras.callbacks.Callback):
             self.best.epochs_run = int(state["epoch"])
             if state.get("best") is not None:
                 self.best.best, self.best.best_epoch = float(state["best"]), state.get("best_epoch")
+                self.best.saved_epoch = state.get("best_saved_epoch", self.best.best_epoch)
                 if os.path.exists(os.path.join(self.folder, BEST_WEIGHTS)):
                     with np.load(os.path.join(self.folder, BEST_WEIGHTS), allow_pickle=False) as arrays:
                         self.best.weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
         print(f"resuming from the backup in {self.folder} at epoch {state['epoch'] + 1}")
+        if self.best is not None:
+            self.best.save()  # best.keras, if the interruption came before it held the recorded best epoch
 
     def set_model(self, model):
         super().set_model(model)
@@ -142,17 +164,22 @@ class Backup(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self.best is not None:
-            self.best.on_epoch_end(epoch, logs)
+            self.best.update(epoch, logs)
         os.makedirs(self.folder, exist_ok=True)
         weights = f"epoch-{epoch + 1}.weights.h5"
         atomic.save_weights(self.model, os.path.join(self.folder, weights))
         if self.best is not None and self.best.improved:
             with atomic.destination(os.path.join(self.folder, BEST_WEIGHTS)) as temporary:
                 np.savez(temporary, *self.best.weights)
-        atomic.write_json(self.state_path, {
-            "epoch": epoch + 1, "weights": weights, "best": None if self.best is None else self.best.best,
-            "best_epoch": None if self.best is None else self.best.best_epoch,
-            "seed_generators": [np.asarray(g.state.value).tolist() for g in seed_generators(self.model)]})
+        state = {"epoch": epoch + 1, "weights": weights, "best": None if self.best is None else self.best.best,
+                 "best_epoch": None if self.best is None else self.best.best_epoch,
+                 "best_saved_epoch": None if self.best is None else self.best.saved_epoch,
+                 "seed_generators": [np.asarray(g.state.value).tolist() for g in seed_generators(self.model)]}
+        atomic.write_json(self.state_path, state)
         for name in os.listdir(self.folder):
             if name.endswith(".weights.h5") and name != weights:
                 os.remove(os.path.join(self.folder, name))
+        if self.best is not None and self.best.saved_epoch != self.best.best_epoch:
+            # last: a failure here (a full disk) leaves a state that resumes after this epoch
+            self.best.save()
+            atomic.write_json(self.state_path, {**state, "best_saved_epoch": self.best.saved_epoch})
