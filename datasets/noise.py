@@ -14,7 +14,9 @@ that `lengths` say are real, or where a batch carries no lengths, the steps from
 value to the end. The zoo's sequences are front-padded with all-zero steps (`datasets.sequence_features`, folder
 datasets), so that rule counts a real all-zero step inside a sequence as real, and only all-zero steps before the
 first non-zero one as padding, as the models' padding masks do (`zoo.sentiment.sequence_lstm.padding_mask`).
-Padding steps get no noise and stay exactly zero, and their zeros do not dilute the signal's power. `float("inf")` or `None` leaves a modality untouched; SNRs below `MIN_SNR` (1e-30) are refused, since their noise
+Padding steps get no noise and stay exactly zero, and their zeros do not dilute the signal's power.
+
+`float("inf")` or `None` leaves a modality untouched; SNRs below `MIN_SNR` (1e-30) are refused, since their noise
 overflows float32.
 
 A dataset may define the noise of a modality in a raw domain (`registry.RawDomain`): `av_mnist`'s audio noise

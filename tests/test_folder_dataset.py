@@ -300,7 +300,8 @@ def test_standardisation_is_continuous_at_a_real_zero_and_keeps_padding_and_drop
     (tmp_path / "dataset.json").write_text(json.dumps({
         "modalities": [{"name": "image", "kind": "image", "shape": [4, 4, 1], "standardize": True},
                        {"name": "seq", "kind": "sequence", "shape": [5, 2], "standardize": True}],
-        "task": {"type": "classification", "num_classes": 2}, "files": {s: "d.npz" for s in ("train", "validation", "test")}}))
+        "task": {"type": "classification", "num_classes": 2},
+        "files": {s: "d.npz" for s in ("train", "validation", "test")}}))
     path = str(tmp_path)
     info = datasets.info(path)
     image_stats, seq_stats = (dict(info.modality(m).standardize) for m in ("image", "seq"))

@@ -157,7 +157,8 @@ def test_sequence_noise_follows_a_folder_datasets_lengths(tmp_path):
     np.savez(tmp_path / "d.npz", seq=steps, seq_lengths=lengths, label=rng.integers(0, 2, len(lengths)))
     (tmp_path / "dataset.json").write_text(json.dumps({
         "modalities": [{"name": "seq", "kind": "sequence", "shape": [None, 3]}],
-        "task": {"type": "classification", "num_classes": 2}, "files": {s: "d.npz" for s in ("train", "validation", "test")}}))
+        "task": {"type": "classification", "num_classes": 2},
+        "files": {s: "d.npz" for s in ("train", "validation", "test")}}))
     path = str(tmp_path)
     (clean, _), = batches(datasets.load(path, "test", batch_size=6, shuffle=False))
     (noisy, _), = batches(datasets.load(path, "test", batch_size=6, shuffle=False, noise={"seq": 0.5}))

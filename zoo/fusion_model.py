@@ -446,8 +446,9 @@ class FusionModel(keras.Model):
         Adam with a fused update, `zoo.optimizers`), cross-entropy on logits or MAE, the task's metrics.
 
         With synergy the default is AdamW with gradients clipped to the value 5 (the paper's Appendix C), and the
-        C-Network's own optimiser is created and built here, so that compiling inside a strategy scope places it
-        there. With the multiplicative head the model minimises its own loss (configured in the head), so `loss` must stay "auto".
+        C-Network's own optimiser is created and built here, so that compiling inside a strategy scope places it there.
+        With the multiplicative head the model minimises its own loss (configured in the head), so `loss` must stay
+        "auto".
         """
         from multisensory.training.metrics import task_metrics
 

@@ -1,9 +1,9 @@
 """Training recipes of the papers: the optimiser `compile()` builds by default, the schedule as Keras callbacks, the
 batch size and the L2 term of the loss, named so that a model's configuration can carry one (`recipe=`).
 
-- `mmlatch` (Paraskevopoulos et al. 2022, section 3): Adam(5e-4); the rate halved after 2 epochs without
-  validation improvement, early stopping after 10, both on the task's main validation metric (`training.metrics.selection_metric`: `val_accuracy`,
-  `val_mae`, ...), as every selection in the zoo; the paper says only "early stopping".
+- `mmlatch` (Paraskevopoulos et al. 2022, section 3): Adam(5e-4); the rate halved after 2 epochs without validation
+  improvement, early stopping after 10, both on the task's main validation metric (`training.metrics.selection_metric`:
+  `val_accuracy`, `val_mae`, ...), as every selection in the zoo (the zoo's choice).
 - `liu_cifar` (Liu et al. 2018, section 6.1.1): SGD(0.1, momentum 0.9) and an L2 term 2e-4, the rate times 0.1 at
   50% and at 75% of the epochs, batch 100.
 - `liu_higgs` (Liu et al. 2018, section 6.1.2, "we use SGD with momentum 0.9 ... L2 regularization 2e-5"): the paper

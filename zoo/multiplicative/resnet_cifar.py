@@ -157,7 +157,8 @@ class ResNetCIFAR(FusionModel):
 def resnet_cifar(modalities, task, depth=32, variant="base", width=64, beta="paper", boosted=False, margin=0.0,
                  branch_weights="paper", augment=True, dropout=0.0, recipe="liu_cifar", **kwargs):
     """Builds the `variant` ResNet; `"paper"` gives Mul the paper's branch weights (0.3, 0.3, 1.0) and both Mul and
-    MulMix the paper's CIFAR-100 optimum beta 0.3. It trains with Liu et al.'s recipe (`multisensory.zoo.recipes`; `recipe=None`: Adam)."""
+    MulMix the paper's CIFAR-100 optimum beta 0.3. It trains with Liu et al.'s recipe (`multisensory.zoo.recipes`;
+    `recipe=None`: Adam)."""
     if variant in ("base", "add"):
         if beta != "paper" or branch_weights != "paper":
             raise ValueError(f"beta and branch_weights configure the multiplicative variants; variant '{variant}' "

@@ -1,16 +1,16 @@
 """`ef_lstm`: the early-fusion LSTM baseline of multimodal sentiment analysis (e.g. Zadeh et al. 2018, MFN's
 "EF-LSTM"): the modalities' features are concatenated at every (word-aligned) step and one LSTM reads them.
 
-Padding steps (all features of all modalities zero) are masked. Each modality's step features first pass a
-learned linear map without bias, E_m (`embed` units), so a padding step stays zero and an LSTM over the
-concatenated [E_1 x_1; ...; E_M x_M] is still one LSTM reading all modalities at every step (with `embed` at least
-the modality's feature size, the same function class as an LSTM on the raw concatenation: E_m folds into the LSTM's
-input kernel). The default `embed=32` is smaller than word-aligned sentiment features (300-d GloVe text, 74-d
-COVAREP audio), where E_m is a rank-32 bottleneck and the model a restriction of the paper's EF-LSTM: set `embed`
-to the largest feature size (e.g. 300) for the paper's function class. In the model contract Z_m is the mean of E_m x_m over the non-padding steps and Z the LSTM's last
-state. Z_m is thus learned, so the synergy regulariser (Shankar 2021, whose FLSTM row needs unimodal
-representations of an early-fusion LSTM) reaches the model's weights through it; the time-mean of the raw inputs,
-which nothing trainable feeds, could not.
+Padding steps (the front steps before any modality holds a non-zero feature) are masked. Each modality's step features
+first pass a learned linear map without bias, E_m (`embed` units), so a padding step stays zero and an LSTM over the
+concatenated [E_1 x_1; ...; E_M x_M] is still one LSTM reading all modalities at every step (with `embed` at least the
+modality's feature size, the same function class as an LSTM on the raw concatenation: E_m folds into the LSTM's input
+kernel). The default `embed=32` is smaller than word-aligned sentiment features (300-d GloVe text, 74-d COVAREP audio),
+where E_m is a rank-32 bottleneck and the model a restriction of the paper's EF-LSTM: set `embed` to the largest feature
+size (e.g. 300) for the paper's function class. In the model contract Z_m is the mean of E_m x_m over the non-padding
+steps and Z the LSTM's last state. Z_m is thus learned, so the synergy regulariser (Shankar 2021, whose FLSTM row needs
+unimodal representations of an early-fusion LSTM) reaches the model's weights through it; the time-mean of the raw
+inputs, which nothing trainable feeds, could not.
 """
 
 import keras

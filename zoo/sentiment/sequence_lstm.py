@@ -1,8 +1,8 @@
 """`MaskedLSTM`: an LSTM over a zero-padded feature sequence that skips the padding.
 
-The sentiment loaders pad with all-zero steps in front (`multisensory.datasets.sequence_features`), so the steps
-before the first one holding a non-zero feature are padding; the mask makes the LSTM carry its state across them. `subnetwork` gives the
-sentiment baselines (`tfn`, `lmf`) their unimodal subnetworks; `ef_lstm` runs one over the concatenated steps.
+The sentiment loaders pad with all-zero steps in front (`multisensory.datasets.sequence_features`), so the steps before
+the first one holding a non-zero feature are padding; the mask makes the LSTM carry its state across them. `subnetwork`
+gives the sentiment baselines (`tfn`, `lmf`) their unimodal subnetworks; `ef_lstm` runs one over the concatenated steps.
 """
 
 import keras
