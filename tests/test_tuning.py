@@ -45,6 +45,14 @@ def test_objective_direction_follows_the_metric():
         tuning.tuner("tfn", datasets.info("synthetic_av"), tuner="grid")
     with pytest.raises(ValueError, match="chief/worker mode"):
         tuning.tuner("tfn", datasets.info("synthetic_av"), strategy="multiworker")
+    for bad, message in (({"max_trials": 0}, "max_trials must be a positive integer, got 0"),
+                         ({"max_trials": -1}, "max_trials must be a positive integer, got -1"),
+                         ({"objective_name": "val_acc"}, "Unknown objective 'val_acc'; the task's objectives: "
+                                                         "val_loss, val_accuracy, val_error, val_auc, loss")):
+        with pytest.raises(ValueError, match=message):
+            tuning.tuner("tfn", datasets.info("synthetic_av"), **bad)
+    with pytest.raises(ValueError, match="epochs must be a positive integer, got 0"):
+        tuning.tune("tfn", "synthetic_av", epochs=0)
 
 
 @pytest.mark.parametrize("tuner", sorted(tuning.TUNERS))

@@ -41,7 +41,7 @@ from multisensory import datasets, zoo
 from multisensory.exports import export_saved_model
 
 from . import distribute, runs
-from .metrics import MINIMISED, selection_metric
+from .metrics import MINIMISED, selection_metric, task_metrics
 
 TUNERS = {"random": keras_tuner.RandomSearch, "bayesian": keras_tuner.BayesianOptimization,
           "hyperband": keras_tuner.Hyperband}
@@ -101,9 +101,17 @@ def tuner(model, dataset_info, tuner="random", max_trials=10, objective_name=Non
     if strategy == "multiworker":
         raise ValueError("A study runs on several machines in KerasTuner's chief/worker mode (KERASTUNER_TUNER_ID, "
                          "KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT); --strategy multiworker is for `train`.")
-    distribution = {} if strategy == "default" else {"distribution_strategy": distribute.strategy(strategy)}
     if tuner not in TUNERS:
         raise ValueError(f"Unknown tuner '{tuner}'; tuners: {', '.join(TUNERS)}.")
+    for name, value in (("max_trials", max_trials), ("max_epochs", max_epochs)):
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    if objective_name is not None:
+        logged = ["loss"] + [m.name for m in task_metrics(dataset_info.task)]
+        valid = [f"val_{n}" for n in logged] + logged
+        if objective_name not in valid:
+            raise ValueError(f"Unknown objective '{objective_name}'; the task's objectives: {', '.join(valid)}.")
+    distribution = {} if strategy == "default" else {"distribution_strategy": distribute.strategy(strategy)}
     zoo.config_keys(model)  # unknown models list the known ones
     budget = {"max_epochs": max_epochs} if tuner == "hyperband" else {"max_trials": max_trials}
     return TUNERS[tuner](ZooHyperModel(model, dataset_info, config), objective=objective(dataset_info.task,
@@ -124,6 +132,8 @@ def tune(model, dataset, directory="studies", project_name=None, tuner_name="ran
     metrics of the best model; None in a worker of a chief/worker study).
     """
     dataset_options = dict(dataset_options or {})
+    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
     info = datasets.info(dataset, data_dir=data_dir or os.environ.get(datasets.DATA_ENV), **dataset_options)
     project_name = project_name or f"{model}-{dataset}"
     keras.utils.set_random_seed(seed)
