@@ -53,6 +53,11 @@ class Modality:
 
             object.__setattr__(self, "raw", tuple(sorted(check_raw(self.name, dict(self.raw)).items())))
 
+    @property
+    def is_sequence(self):
+        """Whether axis 1 of a batch counts front-padded steps: a "sequence" or "text" of rank 2 or more."""
+        return self.kind in ("sequence", "text") and len(self.shape) >= 2
+
     def get_config(self):
         config = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "kind": self.kind,
                   "description": self.description}

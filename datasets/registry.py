@@ -196,7 +196,8 @@ def load(name, split, data_dir=None, batch_size=32, noise=None, dropout=None, dr
     dataset = noise_lib.augment(dataset, dataset_info.modality_names, snr=noise, dropout=dropout, drop=drop,
                                 corruptions=corruptions, seed=seed, rerandomize=shuffle,
                                 raw_noise=raw.noise if raw else None, finish=raw.finish if raw else None,
-                                sequences=sequence_modalities(dataset_info), absent=absent_values(dataset_info))
+                                sequences=[m.name for m in dataset_info.modalities if m.is_sequence],
+                                absent=absent_values(dataset_info))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -208,15 +209,9 @@ def _described(name, dataset_info, data_dir, options):
     return describe(data_dir, **{k: v for k, v in options.items() if k in accepted})
 
 
-def sequence_modalities(dataset_info):
-    """Names of the modalities whose axis 1 counts front-padded steps (kind "sequence" or "text", rank >= 2)."""
-    return tuple(m.name for m in dataset_info.modalities if m.kind in ("sequence", "text") and len(m.shape) >= 2)
-
-
 def absent_values(dataset_info):
     """{modality: what a dropped example holds}: the training mean (over the last axis) of each fixed-shape modality
     that the model standardises, so that it reaches the model as 0; others (zeros) are left out."""
-    sequences = set(sequence_modalities(dataset_info))
-    return {m.name: tf.constant(dict(m.standardize)["mean"], tf.dtypes.as_dtype(m.dtype))
-            for m in dataset_info.modalities if m.standardize is not None and m.name not in sequences
-            and any(dict(m.standardize)["mean"])}
+    means = {m.name: (m, dict(m.standardize)["mean"]) for m in dataset_info.modalities
+             if m.standardize is not None and not m.is_sequence}
+    return {name: tf.constant(mean, tf.dtypes.as_dtype(m.dtype)) for name, (m, mean) in means.items() if any(mean)}

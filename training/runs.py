@@ -148,17 +148,17 @@ def _fit(net, dataset, out, settings, data_dir, worker, callbacks, export, log_e
     for _ in range(KERAS_PASSES_PER_EPOCH * checkpoints.saved_epoch(backup)):
         iter(data["train"])
     best = checkpoints.BestModel(os.path.join(out, "best.keras") if worker == 0 else None, monitor, mode,
-                                 settings.get("patience"))
+                                 settings["patience"])
     chief_only = [Throughput(batch_size), ModelGraph(os.path.join(out, "logs")),
                   keras.callbacks.TensorBoard(os.path.join(out, "logs"), update_freq=log_every)
                   ] if worker == 0 else []  # `best` runs inside the backup, before the backup's state is saved
     net.fit(data["train"], validation_data=data["validation"], epochs=epochs, verbose=verbose, callbacks=[
         checkpoints.Backup(backup, best), *chief_only, *net.recipe(epochs), *callbacks])
-    selected = best.restore() if settings.get("select", "best") == "best" else None
-    selection = {"select": settings.get("select", "best"), "monitor": monitor, "mode": mode,
+    selected = best.restore() if settings["select"] == "best" else None
+    selection = {"select": settings["select"], "monitor": monitor, "mode": mode,
                  "epoch": selected or best.epochs_run, "value": best.best if selected else None,
                  "best_epoch": best.best_epoch, "epochs_run": best.epochs_run, "epochs": epochs,
-                 "patience": settings.get("patience")}
+                 "patience": settings["patience"]}
     if verbose:
         print(f"selected epoch {selection['epoch']} of {best.epochs_run}"
               + (f" ({monitor} {best.best:.4f})" if selected else f" (the last; {monitor} best at epoch "

@@ -90,6 +90,12 @@ def objective(task, name=None):
     return keras_tuner.Objective(name, "min" if metric in MINIMISED else "max")
 
 
+def _check_positive(**values):
+    for name, value in values.items():
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+
+
 def tuner(model, dataset_info, tuner="random", max_trials=10, objective_name=None, directory="studies",
           project_name=None, config=None, seed=0, overwrite=False, max_epochs=10, strategy="default"):
     """A KerasTuner tuner of a zoo model (`random`, `bayesian` or `hyperband`; unknown names list the known ones).
@@ -103,9 +109,7 @@ def tuner(model, dataset_info, tuner="random", max_trials=10, objective_name=Non
                          "KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT); --strategy multiworker is for `train`.")
     if tuner not in TUNERS:
         raise ValueError(f"Unknown tuner '{tuner}'; tuners: {', '.join(TUNERS)}.")
-    for name, value in (("max_trials", max_trials), ("max_epochs", max_epochs)):
-        if isinstance(value, bool) or int(value) != value or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    _check_positive(max_trials=max_trials, max_epochs=max_epochs)
     if objective_name is not None:
         logged = ["loss"] + [m.name for m in task_metrics(dataset_info.task)]
         valid = [f"val_{n}" for n in logged] + logged
@@ -132,8 +136,7 @@ def tune(model, dataset, directory="studies", project_name=None, tuner_name="ran
     metrics of the best model; None in a worker of a chief/worker study).
     """
     dataset_options = dict(dataset_options or {})
-    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
+    _check_positive(epochs=epochs)
     info = datasets.info(dataset, data_dir=data_dir or os.environ.get(datasets.DATA_ENV), **dataset_options)
     project_name = project_name or f"{model}-{dataset}"
     keras.utils.set_random_seed(seed)

@@ -132,7 +132,7 @@ class Standardize(keras.layers.Layer):
         stats = dict(modality.standardize)
         self.mean = tf.constant(stats["mean"], tf.float32)
         self.std = tf.constant([s if s > 0 else 1.0 for s in stats["std"]], tf.float32)
-        self.sequence = modality.kind in ("sequence", "text") and len(modality.shape) >= 2
+        self.sequence = modality.is_sequence
 
     def call(self, x):
         scaled = (x - tf.cast(self.mean, x.dtype)) / tf.cast(self.std, x.dtype)

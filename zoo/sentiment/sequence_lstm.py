@@ -8,15 +8,17 @@ gives the sentiment baselines (`tfn`, `lmf`) their unimodal subnetworks; `ef_lst
 import keras
 from keras import ops
 
+from multisensory.datasets.noise import real_steps
+
 from .. import recurrent
 from ..encoders import encoder_for
 
 
 def padding_mask(x):
     """(batch, T) boolean mask of the real steps of front-padded x (batch, T, D): True from the first step with any
-    non-zero feature on, so a real all-zero step inside a sequence counts as real (as the noise transforms count it:
-    `multisensory.datasets.noise`)."""
-    return ops.cumsum(ops.cast(ops.any(ops.not_equal(x, 0.0), axis=-1), "int32"), axis=1) > 0
+    non-zero feature on, so a real all-zero step inside a sequence counts as real; the rule of the noise transforms
+    (`multisensory.datasets.noise.real_steps`)."""
+    return real_steps(x)
 
 
 def masked_mean(x, mask):
