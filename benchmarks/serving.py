@@ -59,7 +59,7 @@ def free_port():
 
 def start(root, batching, intra_op_threads):
     port, grpc_port = free_port(), free_port()
-    command = [sys.executable, "-m", "multisensory.training.cli", "serve", "--zoo", root, "--port", str(port),
+    command = [sys.executable, "-m", "multisensory.training.commands", "serve", "--zoo", root, "--port", str(port),
                "--grpc-port", str(grpc_port), "--poll-seconds", "60", "--intra-op-threads", str(intra_op_threads)]
     command += [] if batching else ["--no-batching"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -172,6 +172,12 @@ def _loader(name):
         """Loader of CIFAR; `validation_size` training images are held out for validation."""
         splits = read_splits(os.path.abspath(data_dir), name)
         images, labels = splits["test" if split == "test" else "train"]
+        if isinstance(validation_size, bool) or int(validation_size) != validation_size or not (
+                0 < validation_size < len(splits["train"][1])):
+            raise ValueError(f"{name}: validation_size must be a whole number of training images from 1 to "
+                             f"{len(splits['train'][1]) - 1} (held out of {len(splits['train'][1])}), got "
+                             f"{validation_size!r}.")
+        validation_size = int(validation_size)
         if split != "test":
             order = np.random.default_rng([seed, 3]).permutation(len(labels))
             keep = order[:validation_size] if split == "validation" else order[validation_size:]

@@ -92,8 +92,9 @@ def read_spec(path):
     for key in ("modalities", "task", "files"):
         if key not in spec:
             raise DataFileError(f"'{spec_path}': '{key}' is missing (see multisensory.datasets.folder).")
-    if not spec["modalities"]:
-        raise DataFileError(f"'{spec_path}': 'modalities' is empty.")
+    if not isinstance(spec["modalities"], list) or not spec["modalities"]:
+        raise DataFileError(f"'{spec_path}': 'modalities' must be a non-empty list of objects.")
+    _check_types(spec, spec_path)
     for m in spec["modalities"]:
         _unknown(m, MODALITY_KEYS, f"'{spec_path}', modality {m.get('name')!r}")
         if m.get("kind", "vector") not in MODALITY_KINDS:
@@ -119,6 +120,56 @@ def read_spec(path):
             raise DataFileError(f"'{spec_path}': one file for all splits needs \"split\": {{\"train\": 0.8, "
                                 f"\"validation\": 0.1, \"test\": 0.1, \"seed\": 0}} with fractions summing to 1.")
     return spec
+
+
+MAX_CLASSES = 100_000
+
+
+def _check_types(spec, spec_path):
+    """Each spec value of the type it must have: the error names the key and the type expected."""
+    def expect(ok, where, what, value):
+        if not ok:
+            raise DataFileError(f"'{spec_path}': {where} must be {what}, got {value!r}.")
+
+    def integer(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    expect(isinstance(spec.get("name", ""), str), "'name'", "a string", spec.get("name"))
+    for m in spec["modalities"]:
+        expect(isinstance(m, dict), "each of 'modalities'", "an object with name, kind and shape", m)
+        where = f"modality {m.get('name')!r}"
+        expect(isinstance(m.get("name", ""), str) and m.get("name", "x"), f"{where}: 'name'", "a non-empty string",
+               m.get("name"))
+        shape = m.get("shape", [1])
+        expect(isinstance(shape, list) and shape and all(d is None or integer(d) and d > 0 for d in shape),
+               f"{where}: 'shape'", "a list of positive integers (e.g. [6])", shape)
+        try:
+            dtype = np.dtype(m.get("dtype", "float32"))
+        except TypeError:
+            dtype = None
+        expect(isinstance(m.get("dtype", ""), str) and dtype is not None and dtype.kind in "fiub", f"{where}: 'dtype'",
+               "a numeric NumPy dtype name (float32, int32, uint8, ...)", m.get("dtype"))
+        expect(isinstance(m.get("standardize", False), bool), f"{where}: 'standardize'", "true or false",
+               m.get("standardize"))
+    task = spec["task"]
+    expect(isinstance(task, dict), "'task'", "an object", task)
+    expect(task.get("type") in ("classification", "regression"), "task 'type'", "\"classification\" or "
+           "\"regression\"", task.get("type"))
+    if task["type"] == "classification":
+        classes = task.get("num_classes")
+        expect(integer(classes) and 2 <= classes <= MAX_CLASSES, "task 'num_classes'",
+               f"an integer from 2 to {MAX_CLASSES:,}", classes)
+    elif "range" in task:
+        expect(isinstance(task["range"], list) and len(task["range"]) == 2 and all(map(number, task["range"])),
+               "task 'range'", "[low, high] numbers", task["range"])
+    if not isinstance(spec["files"], dict):
+        expect(isinstance(spec["files"], str), "'files'", "a file name or an object {split: file}", spec["files"])
+        for key, value in (spec.get("split") or {}).items():
+            expect(integer(value) if key == "seed" else number(value) and 0 <= value <= 1, f"split '{key}'",
+                   "an integer" if key == "seed" else "a fraction from 0 to 1", value)
 
 
 def info(path):
@@ -151,7 +202,8 @@ def _statistics(x, modality, lengths=None):
 def _table(path, spec):
     """(column names, rows as lists of str) of a delimited text file; a ragged row is an error naming it."""
     delimiter = spec.get("delimiter", TABLES.get(os.path.splitext(path)[1].lower(), ","))
-    with reading(regular_file(path)), open(path, newline="") as f:
+    # utf-8-sig: a byte-order mark, as spreadsheet programs write it, is not part of the first column's name
+    with reading(regular_file(path)), open(path, newline="", encoding="utf-8-sig") as f:
         rows = list(csv.reader(f, delimiter=delimiter) if delimiter else (line.split() for line in f))
     rows = [r for r in rows if r]
     header = [c.strip() for c in rows.pop(0)] if spec.get("header", True) and rows else None
@@ -217,9 +269,24 @@ def _numbers(rows, columns, names, path):
                 try:
                     float(row[c])
                 except ValueError:
-                    raise DataFileError(f"'{path}': row {i + 1}, column {names[c]}: {row[c]!r} is not a number.") \
+                    cell = row[c] if len(row[c]) <= 24 else row[c][:24] + "..."
+                    raise DataFileError(f"'{path}': row {i + 1}, column {names[c]}: {cell!r} is not a number.") \
                         from None
         raise
+
+
+def _inside(folder, name):
+    """The path of dataset file `name`, which must lie inside the dataset folder (links resolved): a spec names its
+    own files, never a system file or one beside the folder."""
+    if not isinstance(name, str) or not name:
+        raise DataFileError(f"'{_spec_path(folder)}': a file in 'files' must be a name (a path inside the dataset "
+                            f"folder), got {name!r}.")
+    root = os.path.realpath(folder)
+    path = os.path.realpath(os.path.join(root, name))
+    if os.path.commonpath([root, path]) != root:
+        raise DataFileError(f"'{_spec_path(folder)}': file '{name}' lies outside the dataset folder '{root}'; a "
+                            "spec's files must be inside its folder (copy or link the folder instead).")
+    return os.path.join(folder, name)
 
 
 def _read_file(folder, entry, spec):
@@ -228,11 +295,11 @@ def _read_file(folder, entry, spec):
     if isinstance(entry, dict):
         arrays = {}
         for key, name in entry.items():
-            path = os.path.join(folder, name)
+            path = _inside(folder, name)
             with reading(regular_file(path)):
                 arrays[key] = np.load(path, allow_pickle=False)
         return arrays, "label", ", ".join(entry.values())
-    path = os.path.join(folder, entry)
+    path = _inside(folder, entry)
     if path.lower().endswith(".npz"):
         with reading(regular_file(path)), np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}, label_key, path
@@ -284,7 +351,7 @@ def _checked(arrays, label_key, source, spec):
         if int(np.prod(x.shape[1:])) != int(np.prod(shape)):
             raise DataFileError(f"'{source}': modality '{m['name']}' has {int(np.prod(x.shape[1:]))} values per "
                                 f"example, its declared shape {list(shape)} {int(np.prod(shape))}.")
-        features[m["name"]] = x.reshape((n,) + shape).astype(m.get("dtype", "float32"))
+        features[m["name"]] = _cast(x.reshape((n,) + shape), m, source)
     bad = np.zeros(n, bool)
     for name, x in ((k, v) for k, v in features.items() if not k.endswith(LENGTHS)):
         rows = ~np.isfinite(x.reshape(n, -1)).all(axis=1)
@@ -331,7 +398,35 @@ def _steps(x, lengths, m, n, source):
     if x.ndim < 2 or len(x) != n or tuple(x.shape[2:]) != rest:
         raise DataFileError(f"'{source}': modality '{name}' must be (examples, steps, {', '.join(map(str, rest))}) "
                             f"with {n} examples (or its steps with '{name}_lengths'), got shape {x.shape}.")
-    return x.astype(m.get("dtype", "float32"))
+    return _cast(x, m, source)
+
+
+def _cast(x, m, source):
+    """`x` in the modality's declared dtype, refusing values that do not fit it (300 in int8, 1.5 in an integer
+    dtype, 1e39 in float32): a cast would change them silently."""
+    dtype = np.dtype(m.get("dtype", "float32"))
+    if x.dtype == dtype or not x.size:
+        return x.astype(dtype)
+    where = f"'{source}': modality '{m['name']}'"
+    if dtype.kind in "iub":
+        limits = np.iinfo(dtype) if dtype.kind in "iu" else np.iinfo("uint8")
+        low, high = (0, 1) if dtype.kind == "b" else (limits.min, limits.max)
+        finite = np.isfinite(x) if x.dtype.kind == "f" else np.ones(x.shape, bool)
+        bad = ~finite | (x < low) | (x > high) | ((x != np.round(x)) if x.dtype.kind == "f" else False)
+        if bad.any():
+            flat = int(np.argmax(bad.reshape(-1)))
+            row, value = np.unravel_index(flat, x.shape)[0], x.reshape(-1)[flat]
+            raise DataFileError(f"{where} has {int(bad.sum())} value(s) that {dtype} cannot hold (first: {value} in row"
+                                f" {row + 1}); {dtype} holds integers from {low} to {high}: declare a wider dtype.")
+    elif x.dtype.kind == "f" and np.finfo(dtype).max < np.finfo(x.dtype).max:
+        with np.errstate(invalid="ignore"):
+            bad = np.isfinite(x) & (np.abs(x) > np.finfo(dtype).max)
+        if bad.any():
+            flat = int(np.argmax(bad.reshape(-1)))
+            row, value = np.unravel_index(flat, x.shape)[0], x.reshape(-1)[flat]
+            raise DataFileError(f"{where}: {value:g} in row {row + 1} overflows {dtype} (largest "
+                                f"{np.finfo(dtype).max:.3g}; {int(bad.sum())} such value(s)): rescale the feature.")
+    return x.astype(dtype)
 
 
 @cache_watching(lambda folder: [folder])
@@ -364,7 +459,8 @@ def load_split(path, split):
 
 def check(path):
     """A summary of a dataset folder after every check (the same as at load time): split sizes, class balance or
-    label range, non-finite examples and the policy applied. Raises `DataFileError` at the first problem."""
+    label range, non-finite examples and the policy applied, the scale of each modality's training features with a
+    hint to standardise those far from unit scale. Raises `DataFileError` at the first problem."""
     dataset_info = info(path)
     splits = read_splits(os.path.dirname(_spec_path(path)))
     lines = [f"dataset '{dataset_info.name}' ({_spec_path(path)})",
@@ -382,4 +478,32 @@ def check(path):
                      + (f"; non-finite examples: {bad}{policy}" if isinstance(spec["files"], dict) else ""))
     if not isinstance(spec["files"], dict):
         lines.append(f"non-finite examples in {spec['files']}: {next(iter(splits.values()))[2]}{policy}")
+    train = splits["train"][0]
+    lines.append("scale of the training features (per feature over the last axis):")
+    for m in spec["modalities"]:
+        lines.append(f"  {m['name']}: " + scale_summary(_statistics(train[m["name"]], m,
+                                                                    train.get(f"{m['name']}{LENGTHS}")),
+                                                        bool(m.get("standardize"))))
     return "\n".join(lines)
+
+
+UNIT_SCALE = 3.0  # a feature is far from unit scale when |mean| or std exceeds this, or std is below its inverse
+
+
+def scale_summary(statistics, standardized):
+    """One line on a modality's scale: the ranges of its features' means and standard deviations, and a hint to
+    standardise where they are far from unit scale (unscaled raw features cost accuracy silently)."""
+    mean, std = np.asarray(statistics["mean"]), np.asarray(statistics["std"])
+    text = f"means in [{mean.min():.4g}, {mean.max():.4g}], stds in [{std.min():.4g}, {std.max():.4g}]"
+    constant = int((std == 0).sum())
+    if constant:
+        text += f"; {constant} constant feature(s)"
+    varying = std[std > 0]
+    far = np.abs(mean).max() > UNIT_SCALE or (varying.size and (varying.max() > UNIT_SCALE
+                                                                or varying.min() < 1 / UNIT_SCALE))
+    if standardized:
+        return text + "; standardised by the model (\"standardize\": true)"
+    if far:
+        return text + "; far from unit scale: add \"standardize\": true to this modality in the spec (the model " \
+                      "then standardises it with these statistics, and its exports take the raw values)"
+    return text

@@ -7,6 +7,7 @@ noise and prefetching the same way for every dataset.
 
 import dataclasses
 import fnmatch
+import hashlib
 import inspect
 import os
 from collections.abc import Callable
@@ -124,6 +125,31 @@ def _lookup(name):
         raise ValueError(f"Unknown dataset '{name}'. Available datasets: {', '.join(list_datasets())}, or the path of "
                          "a dataset folder (a folder holding dataset.json).")
     return _REGISTRY[name]
+
+
+def data_source(name, data_dir=None):
+    """{"path", "fingerprint"} of the files dataset `name` reads, which a run records so that a resume or reuse on
+    other data is refused: a dataset folder's real path, or the data directory's, and a digest of the size and
+    modification time of every file under the dataset's folders there (the first component of each path of its
+    documented layout, `DatasetInfo.files`); {"path": None, "fingerprint": None} for generated data."""
+    from . import folder
+    from .files import fingerprint
+
+    if folder.is_folder_dataset(name):
+        root = os.path.dirname(os.path.realpath(folder._spec_path(name)))
+        folders = [root]
+    else:
+        dataset_info = _lookup(name)[0]
+        if not dataset_info.files.strip():
+            return {"path": None, "fingerprint": None}
+        root = os.path.realpath(resolve_data_dir(dataset_info, data_dir))
+        tops = {next(t for t in line.split() if "/" in t).split("/")[0]
+                for line in dataset_info.files.splitlines() if "/" in line}
+        folders = [os.path.join(root, top) for top in sorted(tops)]
+    digest = hashlib.sha256()
+    for path, size, mtime in fingerprint(*folders):
+        digest.update(f"{os.path.relpath(path, root)}\0{size}\0{mtime}\n".encode())
+    return {"path": root, "fingerprint": digest.hexdigest()[:16]}
 
 
 def resolve_data_dir(dataset_info, data_dir=None):

@@ -20,13 +20,14 @@ import os
 import platform
 import shutil
 import tempfile
+import zipfile
 
 import keras
 import tensorflow as tf
 
 from multisensory.training import atomic
 
-from .serving import export_saved_model, next_version, version_numbers
+from .serving import check_name, export_saved_model, next_version, version_numbers
 
 ZOO_ENV = "MULTISENSORY_ZOO"
 MANIFEST = "manifest.json"
@@ -136,6 +137,48 @@ def verify_folder(folder, label=None):
     return manifest, contents
 
 
+# what loading a damaged .keras archive raises: zip, h5py (RuntimeError on corrupt bytes), JSON and Keras errors
+UNREADABLE = (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, zipfile.BadZipFile)
+
+
+FILE_KEYS = ("vocabulary", "idf_weights", "vocabulary_path", "filepath", "path")  # layer arguments naming a file
+
+
+def external_files(path):
+    """The file names a `.keras` archive's layers would read from outside it (a lookup layer's vocabulary given as a
+    path), found in its `config.json`: a preset's model must hold everything it reads."""
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+    found = []
+
+    def walk(value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key in FILE_KEYS and isinstance(item, str) and item:
+                    found.append(item)
+                else:
+                    walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(config)
+    return found
+
+
+def load_keras_file(path, shown=None):
+    """`keras.saving.load_model(path, safe_mode=True)`; a truncated, corrupt or foreign archive is a ValueError that
+    names `shown` (default `path`: the file a user gave, where `path` is a temporary copy of it)."""
+    shown = shown or path
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"'{shown}' is not a readable .keras archive (truncated, or another format).")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except UNREADABLE as error:
+        raise ValueError(f"'{shown}' cannot be loaded as a zoo model (corrupt, or not written by the zoo): "
+                         f"{type(error).__name__}: {str(error).replace(path, shown)[:300]}") from error
+
+
 def load_pretrained(preset, root=None, version=None):
     """The `.keras` model of a preset, after `verify`, loaded with `safe_mode=True` and ready for `fit` or `predict`.
 
@@ -146,12 +189,21 @@ def load_pretrained(preset, root=None, version=None):
 
     The manifest is attached as `model.preset`.
     """
-    manifest, contents = verify(preset, root, version)
+    folder = _version_folder(preset, resolve_root(root), version)
+    manifest, contents = verify_folder(folder, f"Preset '{preset}'")
     with tempfile.TemporaryDirectory() as scratch:
         path = os.path.join(scratch, MODEL_FILE)
         with open(path, "wb") as f:
             f.write(contents[MODEL_FILE])
-        model = keras.saving.load_model(path, safe_mode=True)
+        try:
+            outside = external_files(path)
+        except (KeyError, ValueError, zipfile.BadZipFile) as error:
+            raise PresetError(f"Preset '{preset}' ({folder}): {MODEL_FILE} has no readable config.json: {error}") \
+                from None
+        if outside:
+            raise PresetError(f"Preset '{preset}' ({folder}) is refused: its model reads file(s) outside the preset "
+                              f"({', '.join(map(repr, outside))}); a preset's model must hold what it reads.")
+        model = load_keras_file(path, shown=_join(folder, MODEL_FILE))
     model.preset = manifest
     model.zoo_name = manifest.get("model")  # a fine-tuned model publishes under the same zoo name
     return model
@@ -172,6 +224,7 @@ def publish(model, name, root, manifest=None, version=None, warmup=None):
     Returns:
         The version folder.
     """
+    check_name(name, root)  # before anything is created: '' would publish into the root itself
     folder = _join(root, name)
     tf.io.gfile.makedirs(folder)
     version = int(version) if version is not None else next_version(folder)

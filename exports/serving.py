@@ -103,6 +103,14 @@ def _with_plain_variables(model):
     return copy
 
 
+def check_name(name, root):
+    """Raises ValueError unless `name` is one folder name (letters, digits, '.', '_', '-'; not empty, not '..'), so
+    what is written under `root` in its name stays inside `root`."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or ".." in name:
+        raise ValueError(f"Model name {name!r} must be one folder name of letters, digits, '.', '_' and '-' "
+                         f"(what is written stays inside {root!r}).")
+
+
 def export_saved_model(model, base_dir, model_name=None, version=None, warmup=None, xla=False):
     """Writes a SavedModel of a zoo model to `<base_dir>/<model_name>/<version>/` and returns that path.
 
@@ -120,9 +128,7 @@ def export_saved_model(model, base_dir, model_name=None, version=None, warmup=No
     """
     model_name = model_name or model.name
     model = _with_plain_variables(model)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", model_name) or ".." in model_name:
-        raise ValueError(f"Model name {model_name!r} must be one folder name of letters, digits, '.', '_' and '-' "
-                         f"(the export stays inside {base_dir!r}).")
+    check_name(model_name, base_dir)
     if version is not None and (int(version) != version or int(version) < 1):
         raise ValueError(f"Version {version!r} must be a positive integer: TF-Serving ignores other folders.")
     model_dir = os.path.join(base_dir, model_name)

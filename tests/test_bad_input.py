@@ -143,3 +143,29 @@ def test_the_export_refuses_non_finite_inputs(model, features, tmp_path):
     bad["image"][0, 0, 0, 0] = np.inf
     with pytest.raises(tf.errors.InvalidArgumentError, match="Modality 'image': the input holds NaN or infinite"):
         serve(**{k: tf.constant(v) for k, v in bad.items()})
+
+
+def test_a_damaged_keras_file_is_one_error_naming_it(model, features, tmp_path):
+    from multisensory.training import commands, runs
+
+    model.predict(features, verbose=0)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    data = bytearray(open(path, "rb").read())
+    truncated, corrupt = tmp_path / "truncated.keras", tmp_path / "corrupt.keras"
+    truncated.write_bytes(data[: len(data) // 2])
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:  # the archive stays a zip; the weights inside are garbage
+        members = {name: archive.read(name) for name in archive.namelist()}
+    weights = next(name for name in members if name.endswith(".h5"))
+    members[weights] = members[weights][:512] + bytes(range(256)) * ((len(members[weights]) - 512) // 256)
+    with zipfile.ZipFile(corrupt, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    for damaged in (truncated, corrupt):
+        with pytest.raises(ValueError, match=f"'{damaged}' (is not a readable .keras archive|cannot be loaded)"):
+            runs.load_model(str(damaged))
+        for argv in (["evaluate", "--model-path", str(damaged), "--dataset", "synthetic_av"],
+                     ["export", "--model-path", str(damaged), "--out", str(tmp_path / "serving")]):
+            assert commands.main(argv) == 2

@@ -82,3 +82,15 @@ def test_image_folder_layout_is_pixel_exact_with_png(tmp_path):
 def test_missing_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="(?s)cifar-100-python.*cifar100.npz"):
         datasets.load("cifar100", "train", data_dir=str(tmp_path))
+
+
+def test_validation_size_is_checked_against_the_training_images(tmp_path):
+    (tmp_path / "cifar10").mkdir()
+    (xtr, ytr), (xte, yte) = fake_images(8, 1), fake_images(3, 2)
+    np.savez(tmp_path / "cifar10" / "cifar10.npz", x_train=xtr, y_train=ytr[:, None], x_test=xte, y_test=yte[:, None])
+    for bad in (-5, 0, 8, 20, 2.5):
+        with pytest.raises(ValueError, match=r"validation_size must be a whole number of training images from 1 to 7 "
+                                             r"\(held out of 8\)"):
+            datasets.load("cifar10", "train", data_dir=str(tmp_path), validation_size=bad)
+    batches = list(datasets.load("cifar10", "validation", data_dir=str(tmp_path), validation_size=3, batch_size=8))
+    assert sum(len(y) for _, y in batches) == 3

@@ -78,10 +78,10 @@ def test_fusion_depths_train_on_real_av_mnist(fusion, data_dir, tmp_path):
 
 
 def test_fusion_depth_study_writes_grids_and_differences(data_dir, tmp_path):
-    from multisensory.training import cli
+    from multisensory.training import commands
 
     out = str(tmp_path / "study")
-    assert cli.main(["study", "fusion-depth", "--data-dir", data_dir, "--out", out, "--epochs", "1",
+    assert commands.main(["study", "fusion-depth", "--data-dir", data_dir, "--out", out, "--epochs", "1",
                      "--train-pairs", "64", "--test-pairs", "32", "--filters", "4", "--max-frames", "3",
                      "--snrs", "inf,0.25"]) == 0
     files = set(os.listdir(out))

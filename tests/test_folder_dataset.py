@@ -9,7 +9,7 @@ import pytest
 from multisensory import datasets, exports, zoo
 from multisensory.datasets import folder, higgs
 from multisensory.datasets.files import DataFileError
-from multisensory.training import cli
+from multisensory.training import commands
 
 EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "sensors")
 
@@ -97,18 +97,18 @@ def test_one_file_split_by_seeded_fractions(tmp_path):
 
 
 def test_the_example_folder_checks_trains_evaluates_under_noise_and_exports(tmp_path, capsys):
-    assert cli.main(["dataset", "check", EXAMPLE]) == 0
+    assert commands.main(["dataset", "check", EXAMPLE]) == 0
     report = capsys.readouterr().out
     assert "train: 105 examples" in report and "ok: every check passed" in report
     out = str(tmp_path / "run")
-    assert cli.main(["train", "--model", "additive_fusion", "--dataset", EXAMPLE, "--epochs", "2",
+    assert commands.main(["train", "--model", "additive_fusion", "--dataset", EXAMPLE, "--epochs", "2",
                      "--batch-size", "16", "--config", "width=8", "--out", out]) == 0
     assert os.path.isdir(os.path.join(out, "export", "additive_fusion", "1"))
-    assert cli.main(["evaluate", "--model-path", os.path.join(out, "model.keras"), "--dataset", EXAMPLE,
+    assert commands.main(["evaluate", "--model-path", os.path.join(out, "model.keras"), "--dataset", EXAMPLE,
                      "--noise", "imu=0.5,audio=0.5"]) == 0
     assert "accuracy" in capsys.readouterr().out
     root = str(tmp_path / "presets")  # a folder dataset publishes like a registered one
-    assert cli.main(["publish", "--run", out, "--name", "sensors", "--root", root, "--snrs", "inf,1"]) == 0
+    assert commands.main(["publish", "--run", out, "--name", "sensors", "--root", root, "--snrs", "inf,1"]) == 0
     manifest = exports.read_manifest("sensors", root)
     assert manifest["dataset"]["name"] == "sensors" and manifest["robustness"]["dropped"]["none"]["accuracy"] > 0
 
@@ -149,12 +149,26 @@ def _line(text, k, new):
     ("spec typo", None, {"lable": "label"}, r"unknown key\(s\) \['lable'\]; accepted keys: \['delimiter'"),
     ("wrong shape", None, {"modalities": [{"name": "a", "shape": [4], "columns": {"prefix": "a"}}]},
      r"modality 'a' has 3 values per example, its declared shape \[4\] 4"),
+    ("fractions in int8", None,
+     {"modalities": [{"name": "a", "shape": [3], "dtype": "int8", "columns": ["a0", "a1", "a2"]}]},
+     r"\.csv': modality 'a' has \d+ value\(s\) that int8 cannot hold .*int8 holds integers from -128 to 127"),
+    ("overflows float32", lambda t: _line(t, 3, lambda l: l.replace(l.split(",")[2], "1e39", 1)), {},
+     r"test\.csv': modality 'a': 1e\+39 in row 3 overflows float32"),
+    ("classes as a string", None, {"task": {"type": "classification", "num_classes": "3"}},
+     r"task 'num_classes' must be an integer from 2 to 100,000, got '3'"),
+    ("a billion classes", None, {"task": {"type": "classification", "num_classes": 10 ** 9}},
+     r"task 'num_classes' must be an integer from 2 to 100,000, got 1000000000"),
+    ("shape as a string", None, {"modalities": [{"name": "a", "shape": "6", "columns": ["a0"]}]},
+     r"modality 'a': 'shape' must be a list of positive integers \(e\.g\. \[6\]\), got '6'"),
+    ("unknown dtype", None, {"modalities": [{"name": "a", "shape": [3], "dtype": "banana", "columns": ["a0"]}]},
+     r"modality 'a': 'dtype' must be a numeric NumPy dtype name"),
+    ("modality as a string", None, {"modalities": ["a"]}, r"each of 'modalities' must be an object"),
 ])
 def test_bad_folders_name_the_problem(tmp_path, case, edit, changes, message):
     path = bad_folder(tmp_path, edit, **changes)
     with pytest.raises(DataFileError, match=message):
         datasets.load(path, "test")
-    assert cli.main(["dataset", "check", path]) == 2, case
+    assert commands.main(["dataset", "check", path]) == 2, case
 
 
 def test_empty_split_wrong_dtype_and_nonfinite_policies(tmp_path):
@@ -333,3 +347,54 @@ def test_standardisation_is_continuous_at_a_real_zero_and_keeps_padding_and_drop
     gone = np.all(standardise(some["image"]).numpy() == 0, axis=(1, 2, 3))
     assert 0 < gone.sum() < n
     np.testing.assert_array_equal(some["image"][~gone], image[~gone])
+
+
+def test_a_value_that_does_not_fit_the_declared_dtype_is_refused(tmp_path):
+    data = {**toy(), "a": np.arange(90).reshape(30, 3)}
+    np.savez(tmp_path / "ok.npz", **data)
+    data["a"][6, 2] = 300
+    np.savez(tmp_path / "big.npz", **data)
+    path = spec(tmp_path, {"train": "ok.npz", "validation": "ok.npz", "test": "big.npz"})
+    body = json.loads((tmp_path / "dataset.json").read_text())
+    body["modalities"][0]["dtype"] = "int8"
+    (tmp_path / "dataset.json").write_text(json.dumps(body))
+    with pytest.raises(DataFileError, match=r"big\.npz': modality 'a' has 1 value\(s\) that int8 cannot hold "
+                                            r"\(first: 300 in row 7\)"):
+        folder.check(path)
+
+
+def test_check_reports_each_modalitys_scale_and_suggests_standardising_raw_features(tmp_path):
+    data = {split: toy(seed=i) for i, split in enumerate(("train", "validation", "test"))}
+    for d in data.values():
+        d["a"] = d["a"] * 1000 + 50  # raw units, far from unit scale
+    for split, d in data.items():
+        write_table(tmp_path / f"{split}.csv", d)
+    path = spec(tmp_path, {s: f"{s}.csv" for s in data})
+    lines = {line.split(":")[0].strip(): line for line in folder.check(path).splitlines()}
+    assert "far from unit scale: add \"standardize\": true" in lines["a"]
+    assert "far from unit scale" not in lines["b"] and "stds in [" in lines["b"]
+    mean = data["train"]["a"].mean(0)
+    assert f"means in [{mean.min():.4g}, {mean.max():.4g}]" in lines["a"]
+    body = json.loads((tmp_path / "dataset.json").read_text())
+    body["modalities"][0]["standardize"] = True
+    (tmp_path / "dataset.json").write_text(json.dumps(body))
+    assert "standardised by the model" in folder.check(path)
+
+
+def test_a_spec_reads_only_files_inside_its_folder_and_accepts_a_byte_order_mark(tmp_path):
+    outside = tmp_path / "secret.csv"
+    outside.write_text("label,a0\nhunter2,1\n")
+    folder_path = tmp_path / "data"
+    folder_path.mkdir()
+    (folder_path / "link.csv").symlink_to(outside)
+    for name in (str(outside), "../secret.csv", "link.csv", "/etc/passwd"):
+        path = spec(folder_path, {s: name for s in ("train", "validation", "test")})
+        with pytest.raises(DataFileError, match="lies outside the dataset folder") as error:
+            datasets.info(path)
+        assert "hunter2" not in str(error.value) and "root:" not in str(error.value)
+    data = toy()
+    write_table(folder_path / "train.csv", data)
+    text = (folder_path / "train.csv").read_text()
+    (folder_path / "bom.csv").write_bytes("\ufeff".encode() + text.encode())
+    path = spec(folder_path, {"train": "bom.csv", "validation": "train.csv", "test": "train.csv"})
+    np.testing.assert_allclose(collect(path, "train")[1], data["label"])

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from multisensory import datasets, zoo
-from multisensory.training import cli
+from multisensory.training import commands
 from multisensory.datasets import DatasetInfo, Modality, Task
 from multisensory.zoo.mmlatch import CrossModalAttention, SymmetricAttention
 from model_harness import SMALL, assert_front_padding_is_ignored
@@ -133,7 +133,7 @@ def test_evaluate_writes_the_average_mask_per_class(tmp_path):
     path = str(tmp_path / "mmlatch.keras")
     model.save(path)
     out = tmp_path / "masks"
-    assert cli.main(["evaluate", "--model-path", path, "--dataset", "mosi", "--data-dir", str(tmp_path),
+    assert commands.main(["evaluate", "--model-path", path, "--dataset", "mosi", "--data-dir", str(tmp_path),
                      "--robustness", "masks", "--batch-size", "4", "--out", str(out)]) == 0
     x, y = next(iter(datasets.load("mosi", "test", data_dir=str(tmp_path), batch_size=100, shuffle=False)))
     classes = sorted(set(np.clip(np.round(np.asarray(y)), -3, 3).astype(int)))
@@ -183,3 +183,30 @@ def test_mult_cross_layers_normalise_query_and_source_with_one_layer_norm():
     x, source = np.ones((1, 3, 4), "float32"), np.arange(12, dtype="float32").reshape(1, 3, 4)
     layer(x, np.ones((1, 3), bool), source)
     assert [n.name for n in layer.norms] == ["norm_attention", "norm_ffn"]
+
+
+def test_attention_over_one_step_is_said_once_and_passes_the_value():
+    """Single-vector modalities: attention over one key weighs it 1, so the layer returns the value; the models say
+    so once and Keras' size-1 softmax warning does not repeat on every trace."""
+    import warnings
+
+    from model_harness import TWO_VECTORS
+    from multisensory.zoo.mmlatch.attention import attend
+
+    rng = np.random.default_rng(0)
+    query, key, value = (rng.normal(size=s).astype("float32") for s in ((2, 3, 4), (2, 1, 4), (2, 1, 5)))
+    for mask in (np.ones((2, 1), bool), np.zeros((2, 1), bool)):
+        np.testing.assert_array_equal(attend(query, key, value, mask), np.broadcast_to(value, (2, 3, 5)))
+    x = {"low_level": rng.normal(size=(4, 21)).astype("float32"), "high_level": rng.normal(size=(4, 7)).astype(
+        "float32")}
+    for name, config in (("mult", {"units": 8, "num_layers": 1, "heads": 2}), ("mmlatch", {"units": 8})):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = zoo.create(name, TWO_VECTORS, **config)
+            model.compile()
+            model.fit(x, np.array([0, 1, 0, 1]), epochs=1, verbose=0)
+            model.predict(x, verbose=0)
+        messages = [str(w.message) for w in caught]
+        notes = [m for m in messages if "attention over one step gives it weight 1" in m]
+        assert len(notes) == 1 and "low_level" in notes[0], messages
+        assert not [m for m in messages if "softmax over axis" in m], messages

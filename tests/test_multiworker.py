@@ -12,7 +12,7 @@ import time
 import keras
 import numpy as np
 
-from multisensory.training import cli
+from multisensory.training import commands
 
 # SGD (Liu et al.'s recipe): Adam's normalised steps turn rounding differences in near-zero gradients into whole
 # steps of the learning rate, SGD keeps them at rounding size.
@@ -40,7 +40,7 @@ def _run_workers(argv_or_script, tmp_path, timeout=240, kill_after_exit_of=None)
         for index in range(2):
             env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
                    "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-            command = ([sys.executable, "-m", "multisensory.training.cli", *argv_or_script]
+            command = ([sys.executable, "-m", "multisensory.training.commands", *argv_or_script]
                        if isinstance(argv_or_script, list) else [sys.executable, "-c", argv_or_script])
             processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                               text=True, cwd=tmp_path))
@@ -62,7 +62,7 @@ def _run_workers(argv_or_script, tmp_path, timeout=240, kill_after_exit_of=None)
 def test_two_workers_train_like_one_process(tmp_path):
     codes, outputs = _run_workers(TRAIN + ["--strategy", "multiworker", "--out", str(tmp_path / "multi")], tmp_path)
     assert codes == [0, 0], "\n".join(o[-3000:] for o in outputs)
-    assert cli.main(TRAIN + ["--out", str(tmp_path / "single")]) == 0
+    assert commands.main(TRAIN + ["--out", str(tmp_path / "single")]) == 0
     multi = keras.saving.load_model(tmp_path / "multi" / "model.keras", safe_mode=True).get_weights()
     single = keras.saving.load_model(tmp_path / "single" / "model.keras", safe_mode=True).get_weights()
     diff = max(float(np.abs(a - b).max()) for a, b in zip(multi, single))

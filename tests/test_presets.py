@@ -1,5 +1,6 @@
 """The pretrained zoo: exports that take what a user has, warmup records, presets with checksums, the wheel."""
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import tensorflow as tf
 from multisensory import datasets, exports, zoo
 from multisensory.datasets import av_mnist, higgs
 from multisensory.training import publishing, runs
-from multisensory.training.cli import main
+from multisensory.training.commands import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -144,6 +145,17 @@ def test_a_published_run_loads_by_name_predicts_the_same_and_fine_tunes(run, tmp
         zoo.load_pretrained("demo-additive", root=root, version=7)
 
 
+def test_a_preset_name_must_be_one_folder_name_before_anything_is_written(tmp_path):
+    model = zoo.create("early_fusion", datasets.info("synthetic_av"))
+    model.compile()
+    root = tmp_path / "zoo"
+    root.mkdir()
+    for bad in ("", "../evil", "a/b", ".."):
+        with pytest.raises(ValueError, match="must be one folder name"):
+            exports.publish(model, bad, str(root))
+    assert not list(root.iterdir()) and not (tmp_path / "evil").exists()
+
+
 def test_tampered_presets_are_refused_naming_the_file(tmp_path, monkeypatch):
     root = str(tmp_path)
     model = zoo.create("early_fusion", datasets.info("synthetic_av"))
@@ -199,6 +211,13 @@ def test_the_wheel_installs_and_runs_without_the_source_tree(tmp_path):
                          env=env).stdout.split()
     assert out[0].startswith(fresh_site) and not out[0].startswith(REPO), out
     assert int(out[1]) == zoo.create("late_fusion", datasets.info("synthetic_av")).count_params()
+    # the README's tuning example's tuner (bayesian: SciPy and scikit-learn, from the project's requirements)
+    tuned = subprocess.run([str(venv / "bin" / "multisensory"), "tune", "--model", "additive_fusion", "--dataset",
+                            "synthetic_av", "--tuner", "bayesian", "--max-trials", "1", "--epochs", "1", "--config",
+                            "width=8", "--dataset-option", "num_examples=64", "--directory", str(tmp_path / "studies"),
+                            "--json", "--quiet"], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert tuned.returncode == 0, tuned.stderr[-2000:]
+    assert 0 <= json.loads(tuned.stdout)["test"]["accuracy"] <= 1
 
 
 def test_preset_rows_format_as_a_table():
@@ -221,3 +240,32 @@ def test_a_root_can_be_any_gfile_uri():
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     with tf.io.gfile.GFile(f"{root}/models.config") as f:
         assert f"base_path: '{root}/late'" in f.read()
+
+
+def test_a_preset_whose_model_reads_a_file_outside_it_is_refused(tmp_path):
+    """A lookup layer's vocabulary given as a path is read at load time: with checksums that match (the preset's
+    writer chose them), the file outside the preset is still never read."""
+    import json as json_lib
+    import zipfile
+
+    from multisensory.exports import presets
+
+    model = zoo.create("early_fusion", datasets.info("synthetic_av"))
+    model.compile()
+    folder = exports.publish(model, "early", str(tmp_path), manifest={"model": "early_fusion"})
+    path = os.path.join(folder, "model.keras")
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    config = json_lib.loads(members["config.json"])
+    config["config"]["lookup"] = {"class_name": "StringLookup", "config": {"vocabulary": "/etc/hostname"}}
+    members["config.json"] = json_lib.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    manifest_path = os.path.join(folder, "manifest.json")
+    manifest = json_lib.loads(open(manifest_path).read())
+    manifest["files"]["model.keras"] = presets.sha256(open(path, "rb").read())
+    open(manifest_path, "w").write(json_lib.dumps(manifest))
+    assert presets.external_files(path) == ["/etc/hostname"]
+    with pytest.raises(presets.PresetError, match=r"reads file\(s\) outside the preset \('/etc/hostname'\)"):
+        zoo.load_pretrained("early", root=str(tmp_path))

@@ -11,7 +11,7 @@ import pytest
 
 from multisensory import datasets, zoo
 from multisensory.datasets import registry
-from multisensory.training import cli, robustness, runs
+from multisensory.training import commands, robustness, runs
 
 OPTIONS = {"num_examples": 64}
 
@@ -97,18 +97,18 @@ def test_cli_robustness_reports(model_path, tmp_path, capsys):
     out = str(tmp_path / "report")
     base = ["evaluate", "--model-path", model_path, "--dataset", "synthetic_av", "--dataset-option", "num_examples=64",
             "--out", out]
-    assert cli.main(base + ["--robustness", "snr-grid", "--snrs", "inf,0.5"]) == 0
-    assert cli.main(base + ["--robustness", "dropped"]) == 0
-    assert cli.main(base + ["--robustness", "corruptions", "--severities", "0,1"]) == 0
+    assert commands.main(base + ["--robustness", "snr-grid", "--snrs", "inf,0.5"]) == 0
+    assert commands.main(base + ["--robustness", "dropped"]) == 0
+    assert commands.main(base + ["--robustness", "corruptions", "--severities", "0,1"]) == 0
     assert {"snr_grid.csv", "snr_grid.png", "dropped.json", "corruptions.csv", "corruptions.png",
             "corruptions.json", "logs"} <= set(os.listdir(out))
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(out, "logs")))
     assert set(json.load(open(os.path.join(out, "dropped.json")))) == {"none", "image", "audio"}
     reference = os.path.join(out, "corruptions.json")
-    assert cli.main(base + ["--robustness", "corruptions", "--severities", "0,1", "--reference", reference]) == 0
+    assert commands.main(base + ["--robustness", "corruptions", "--severities", "0,1", "--reference", reference]) == 0
     curves = json.load(open(reference))["curves"]
     assert curves["image/occlusion"]["effective_robustness"] == pytest.approx(0.0, abs=1e-6)
     capsys.readouterr()
     grid = os.path.join(out, "snr_grid.csv")
-    assert cli.main(["grid-diff", grid, grid, "--out", str(tmp_path / "diff")]) == 0
+    assert commands.main(["grid-diff", grid, grid, "--out", str(tmp_path / "diff")]) == 0
     assert os.path.isfile(tmp_path / "diff.png")

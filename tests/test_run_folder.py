@@ -4,6 +4,7 @@ import errno
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from multisensory import zoo
-from multisensory.training import atomic, checkpoints, cli, run_folder, runs
+from multisensory.training import atomic, checkpoints, commands, run_folder, runs
 
 TINY = dict(batch_size=16, dataset_options={"num_examples": 64}, config={"width": 8, "dropout": 0.3},
             noise={"audio": 1.0}, dropout={"image": 0.3}, export=False, verbose=0)
@@ -130,17 +131,17 @@ def test_the_best_epoch_is_reported_saved_and_exported_and_training_stops_after_
 def test_a_finished_run_is_refused_then_replaced_with_overwrite(tmp_path, capsys):
     out = str(tmp_path / "run")
     train = ["train", *CLI_TINY, "--epochs", "1", "--out", out, "--noise", "audio=1"]
-    assert cli.main(train) == 0
+    assert commands.main(train) == 0
     before = open(os.path.join(out, "model.keras"), "rb").read()
     capsys.readouterr()
     os.makedirs(os.path.join(out, "backup"))  # as a kill after the results were written, before the backup went
     open(os.path.join(out, "backup", "state.json"), "w").close()
-    assert cli.main(train) == 2
+    assert commands.main(train) == 2
     assert "holds a finished run" in capsys.readouterr().err
     assert not os.path.exists(os.path.join(out, "backup")), "a finished run's backup can never be resumed"
     assert open(os.path.join(out, "model.keras"), "rb").read() == before
-    assert cli.main(train + ["--resume"]) == 2
-    assert cli.main(train + ["--overwrite", "--seed", "1"]) == 0
+    assert commands.main(train + ["--resume"]) == 2
+    assert commands.main(train + ["--overwrite", "--seed", "1"]) == 0
     assert sorted(os.listdir(os.path.join(out, "export", "additive_fusion"))) == ["1", "2"], "exports are kept"
     report = json.load(open(os.path.join(out, "metrics.json")))
     assert report["settings"]["seed"] == 1
@@ -177,16 +178,47 @@ def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
     assert not (tmp_path / ".lock").exists()
 
 
-def test_an_unreadable_backup_is_moved_aside_and_the_run_starts_over(tmp_path, capsys):
-    out = str(tmp_path / "run")
+@pytest.mark.parametrize("damage", ["truncated", "corrupt bytes"])
+def test_an_unreadable_backup_is_moved_aside_and_the_run_starts_over(tmp_path, damage):
+    out, clean = str(tmp_path / "run"), str(tmp_path / "clean")
     interrupted(out, epochs=2, after_epoch=0)
     [saved] = glob.glob(os.path.join(out, "backup", "*.weights.h5"))
     with open(saved, "r+b") as f:
-        f.truncate(100)
+        if damage == "truncated":
+            f.truncate(100)
+        else:  # the file keeps its size; its metadata and data are overwritten
+            size = os.path.getsize(saved)
+            f.seek(size // 8)
+            f.write(bytes(range(256)) * ((size - size // 8) // 256))
     with pytest.warns(UserWarning, match="cannot be read.*training starts over from the first epoch"):
         runs.train("additive_fusion", "synthetic_av", out, epochs=2, **TINY)
     assert os.path.exists(os.path.join(out, "metrics.json"))
     assert glob.glob(os.path.join(out, "backup.unreadable-*", "*.weights.h5")), "kept, not deleted"
+    runs.train("additive_fusion", "synthetic_av", clean, epochs=2, **TINY)  # starting over is a run from scratch
+    for a, b in zip(weights(os.path.join(out, "model.keras")), weights(os.path.join(clean, "model.keras"))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_resume_on_other_data_files_is_refused(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    np.savez(data / "all.npz", a=rng.normal(size=(40, 3)), label=rng.integers(0, 2, 40))
+    (data / "dataset.json").write_text(json.dumps({
+        "modalities": [{"name": "a", "shape": [3]}], "task": {"type": "classification", "num_classes": 2},
+        "files": "all.npz", "split": {"train": 0.5, "validation": 0.25, "test": 0.25}}))
+    copy = tmp_path / "copy"
+    shutil.copytree(data, copy)
+    out = str(tmp_path / "run")
+    args = dict(epochs=3, batch_size=8, config={"width": 4}, export=False, verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        runs.train("additive_fusion", str(data), out, callbacks=[Interrupt(0)], **args)
+    with pytest.raises(run_folder.RunFolderError, match=r"other settings: data: .*'path': '[^']*/data'.* -> "
+                                                        r".*'path': '[^']*/copy'"):
+        runs.train("additive_fusion", str(copy), out, **args)
+    np.savez(data / "all.npz", a=rng.normal(size=(40, 3)), label=rng.integers(0, 2, 40))  # the files changed
+    with pytest.raises(run_folder.RunFolderError, match=r"other settings: data: .*'fingerprint'"):
+        runs.train("additive_fusion", str(data), out, **args)
 
 
 def test_a_kill_mid_write_leaves_the_last_good_state(tmp_path, monkeypatch):
@@ -225,16 +257,34 @@ def test_a_full_disk_is_one_line_exit_2_and_the_rerun_finishes(tmp_path, monkeyp
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
 
     monkeypatch.setattr(atomic, "save_model", full)
-    assert cli.main(["train", *CLI_TINY, "--epochs", "2", "--out", out]) == 2
+    assert commands.main(["train", *CLI_TINY, "--epochs", "2", "--out", out]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: OSError: [Errno 28] No space left on device") and "\n" not in error
     assert not os.path.exists(os.path.join(out, "metrics.json"))
     monkeypatch.undo()
-    assert cli.main(["train", *CLI_TINY, "--epochs", "2", "--out", out]) == 0  # resumes with no epoch left
+    assert commands.main(["train", *CLI_TINY, "--epochs", "2", "--out", out]) == 0  # resumes with no epoch left
     assert "resuming from the backup" in capsys.readouterr().out
     # best.keras, whose writes failed, is written on the resume from the backup's best weights: the selected model
     for a, b in zip(weights(os.path.join(out, "best.keras")), weights(os.path.join(out, "model.keras"))):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_file_size_limit_is_one_line_exit_2_never_a_crash(tmp_path):
+    """Under `ulimit -f` below the model's size, HDF5's failed writes once crashed the process (exit 139)."""
+    import resource
+
+    out = str(tmp_path / "run")
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (48 << 10, resource.RLIM_INFINITY))
+
+    done = subprocess.run([sys.executable, "-m", "multisensory.training.commands", "train", *CLI_TINY, "--epochs",
+                           "1", "--out", out, "--quiet"], preexec_fn=limited, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])
+    error = done.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: OSError: [Errno 27] File too large") and "file-size limit" in error, error
+    assert not os.path.exists(os.path.join(out, "metrics.json"))
 
 
 def test_bad_arguments_are_one_line_and_exit_2_before_any_training(tmp_path, capsys):
@@ -253,7 +303,7 @@ def test_bad_arguments_are_one_line_and_exit_2_before_any_training(tmp_path, cap
     }
     for message, argv in cases.items():
         started = time.perf_counter()
-        assert cli.main(argv) == 2, message
+        assert commands.main(argv) == 2, message
         error = capsys.readouterr().err.strip()
         assert message in error and "\n" not in error.split("Expected layout")[0], error
         assert time.perf_counter() - started < 20, "refused up front"
@@ -263,7 +313,7 @@ def test_bad_arguments_are_one_line_and_exit_2_before_any_training(tmp_path, cap
 def test_kills_at_random_points_always_resume_or_restart_cleanly(tmp_path):
     """SIGKILL at random times (seeded) during `multisensory train`, then the same command until it finishes."""
     out = str(tmp_path / "run")
-    command = [sys.executable, "-m", "multisensory.training.cli", "train", *CLI_TINY, "--epochs", "30",
+    command = [sys.executable, "-m", "multisensory.training.commands", "train", *CLI_TINY, "--epochs", "30",
                "--out", out, "--noise", "audio=1", "--dataset-option", "num_examples=256"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     rng = np.random.default_rng(7)

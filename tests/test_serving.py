@@ -20,9 +20,9 @@ import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from multisensory import datasets, exports, zoo
-from multisensory.exports import requests as serving_requests
-from multisensory.exports.errors import FAILURES, answer
-from multisensory.exports.servables import NotFound
+from multisensory.exports.server import requests as serving_requests
+from multisensory.exports.server.errors import FAILURES, answer
+from multisensory.exports.server.servables import NotFound
 
 TIMEOUT = 20
 
@@ -44,7 +44,7 @@ def server(tmp_path_factory):
         f.write(b"\0")
     port, grpc_port = free_port(), free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "multisensory.training.cli", "serve", "--zoo", root, "--port", str(port),
+        [sys.executable, "-m", "multisensory.training.commands", "serve", "--zoo", root, "--port", str(port),
          "--grpc-port", str(grpc_port), "--poll-seconds", "0.3", "--max-body-mb", "1", "--request-timeout", "1",
          "--batch-timeout-ms", "5", "--intra-op-threads", "1", "--inter-op-threads", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -178,6 +178,10 @@ def bad_requests():
         ("both formats", "/v1/models/demo:predict", {"inputs": good, "instances": []}, 400, "exactly one of"),
         ("unknown signature", "/v1/models/demo:predict", {"signature_name": "nope", "inputs": good}, 404,
          "\"nope\" not found in signature def"),
+        ("signature as a list", "/v1/models/demo:predict", {"signature_name": ["a"], "inputs": good}, 400,
+         "signature_name, if given, is a string"),
+        ("a version label", "/v1/models/demo/labels/stable:predict", {"inputs": good}, 404,
+         "Model 'demo' has no version labels"),
     ]
 
 
@@ -240,7 +244,7 @@ def test_a_new_version_is_served_without_restart(server):
 
 def test_a_version_replays_its_warmup_records_and_one_that_fails_is_not_served(tmp_path):
     from multisensory.exports import serving
-    from multisensory.exports.servables import load_version
+    from multisensory.exports.server.servables import load_version
 
     model = zoo.create("additive_fusion", datasets.info("synthetic_av"), width=8)
     path = exports.export_saved_model(model, str(tmp_path), model_name="m")
@@ -256,7 +260,7 @@ def test_a_version_replays_its_warmup_records_and_one_that_fails_is_not_served(t
 def test_a_queue_whose_time_is_up_keeps_filling_while_the_call_threads_are_busy():
     import asyncio
 
-    from multisensory.exports.batching import Batcher, BatchingOptions
+    from multisensory.exports.server.batching import Batcher, BatchingOptions
 
     sizes = []
 
@@ -282,13 +286,13 @@ def test_a_queue_whose_time_is_up_keeps_filling_while_the_call_threads_are_busy(
 
 
 def test_serve_refuses_bad_thread_counts_and_a_process_where_tensorflow_runs(capsys):
-    from multisensory.training import cli
+    from multisensory.training import commands
 
-    assert cli.main(["serve", "--zoo", "nowhere", "--intra-op-threads", "-1"]) == 2
+    assert commands.main(["serve", "--zoo", "nowhere", "--intra-op-threads", "-1"]) == 2
     assert "--intra-op-threads and --inter-op-threads must be >= 0" in capsys.readouterr().err
     tf.constant(1.0) + 1.0  # TensorFlow runs here: its threads are set for this process
     threads = tf.config.threading.get_intra_op_parallelism_threads()
-    assert cli.main(["serve", "--zoo", "nowhere", "--intra-op-threads", str(threads + 3)]) == 2
+    assert commands.main(["serve", "--zoo", "nowhere", "--intra-op-threads", str(threads + 3)]) == 2
     assert "start the server in a process of its own" in capsys.readouterr().err
     assert tf.config.threading.get_intra_op_parallelism_threads() == threads
 
@@ -303,7 +307,7 @@ def test_b64_values_decode_for_string_inputs():
 
 
 def test_a_source_is_a_preset_root_a_base_path_or_a_models_config(tmp_path):
-    from multisensory.exports import servables
+    from multisensory.exports.server import servables
 
     model = zoo.create("late_fusion", datasets.info("synthetic_av"), width=4)
     root = str(tmp_path / "root")
@@ -313,7 +317,7 @@ def test_a_source_is_a_preset_root_a_base_path_or_a_models_config(tmp_path):
     assert servables.base_paths(base) == {"late": base}
     assert servables.base_paths(os.path.join(root, "models.config")) == {"late": os.path.abspath(base)}
     served = servables.Servables(os.path.join(root, "models.config"))
-    assert served.poll() == [("late", 1, "AVAILABLE")]
+    assert served.start() == [("late", 1, "AVAILABLE")]  # just written: looked at twice, unchanged
     assert served.get("late").signature(None)[0] == "serving_default"
     with pytest.raises(FileNotFoundError, match="pass a preset root, a model's base path or a models.config"):
         servables.base_paths(str(tmp_path / "nothing"))
@@ -333,3 +337,73 @@ def test_rest_and_grpc_answer_each_failure_with_tf_serving_codes():
         assert isinstance(error, FAILURES)
         assert answer(error) == (status, code, message)
     assert not isinstance(ValueError("a bug"), FAILURES)  # not a request's failure: the frameworks' own 500
+
+
+def test_grpc_refuses_labels_like_rest_and_requests_that_expand_past_what_they_send(server):
+    with grpc.insecure_channel(f"127.0.0.1:{server['grpc_port']}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "demo"
+        request.model_spec.version_label = "stable"
+        for k, v in examples(1).items():
+            request.inputs[k].CopyFrom(tf.make_tensor_proto(v))
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Predict(request, timeout=TIMEOUT)
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND
+        assert "Model 'demo' has no version labels" in error.value.details()
+
+        request.model_spec.ClearField("version_label")
+        huge = tf.make_tensor_proto(np.zeros((1, 16, 16, 1), "float32"))
+        huge.tensor_shape.dim[0].size = 100_000  # 100,000 images declared, one value sent: 82 bytes
+        huge.ClearField("tensor_content")
+        huge.float_val.append(0.5)
+        request.inputs["image"].CopyFrom(huge)
+        assert request.inputs["image"].ByteSize() < 100
+        start = time.perf_counter()
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Predict(request, timeout=TIMEOUT)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and time.perf_counter() - start < 2
+        assert "holds 25600000 values and the request sends 1" in error.value.details()
+
+
+def test_a_second_server_on_a_grpc_port_in_use_is_refused_and_bad_options_are_one_line(server, tmp_path, capsys):
+    done = subprocess.run([sys.executable, "-m", "multisensory.training.commands", "serve", "--zoo", server["root"],
+                           "--port", str(free_port()), "--grpc-port", str(server["grpc_port"])],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and f"--grpc-port 127.0.0.1:{server['grpc_port']} is in use" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    from multisensory.exports.server import servables
+    from multisensory.training import commands
+
+    garbage = tmp_path / "models.config"
+    garbage.write_text("model_config_list { this is not a config")
+    with pytest.raises(ValueError, match="is not a TF-Serving models.config"):
+        servables.base_paths(str(garbage))
+    assert commands.main(["serve", "--zoo", server["root"], "--port", "99999"]) == 2
+    assert "--port must be a port number from 0 to 65535" in capsys.readouterr().err
+
+
+def test_a_version_copied_in_file_by_file_loads_once_complete_and_a_failed_one_is_retried(tmp_path):
+    from multisensory.exports.server import servables
+
+    model = zoo.create("late_fusion", datasets.info("synthetic_av"), width=4)
+    root = str(tmp_path / "root")
+    source = exports.publish(model, "late", root, manifest={"model": "late_fusion"})
+    served = servables.Servables(root)
+    assert served.start() == [("late", 1, "AVAILABLE")]
+    target = os.path.join(root, "late", "2")
+    os.makedirs(target)
+    shutil.copy(os.path.join(source, "saved_model.pb"), target)  # a copy under way: the rest comes later
+    assert served.poll() == []  # just written, not looked at before: wait
+    assert served.poll() == [("late", 2, "END")]  # unchanged over a poll: tried, and it is incomplete
+    assert served.poll() == []  # the same files are not tried again
+    for name in os.listdir(source):
+        if name != "saved_model.pb":
+            (shutil.copytree if os.path.isdir(os.path.join(source, name)) else shutil.copy)(
+                os.path.join(source, name), os.path.join(target, name))
+    os.utime(target)
+    for name in os.listdir(target):  # the copy's files are new
+        os.utime(os.path.join(target, name))
+    assert served.poll() == []  # changed since the last poll: wait
+    assert served.poll() == [("late", 2, "AVAILABLE")]
+    assert served.get("late").number == 2

@@ -3,6 +3,9 @@ re-running finished trials, and ends with a best model that reloads, predicts an
 
 import json
 import os
+import shlex
+import subprocess
+import types
 
 import keras
 import keras_tuner
@@ -10,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from multisensory.training import cli, tuning
+from multisensory.training import commands, tuning
 from model_harness import model_cases
 
 
@@ -78,20 +81,44 @@ def test_a_study_resumes_without_rerunning_trials_and_serves_its_best_model(tmp_
     args = ["tune", "--model", "additive_fusion", "--dataset", "synthetic_av", "--config", "width=8",
             "--config", "hidden=[8]", "--dataset-option", "num_examples=192", "--epochs", "1", "--batch-size", "64",
             "--directory", str(tmp_path), "--project-name", "av"]
-    assert cli.main(args + ["--max-trials", "1"]) == 0
+    assert commands.main(args + ["--max-trials", "1"]) == 0
     root = tmp_path / "av"
     first = sorted(p.name for p in root.iterdir() if p.name.startswith("trial_"))
     first_trial = json.loads((root / first[0] / "trial.json").read_text())
-    assert cli.main(args + ["--max-trials", "2", "--summary"]) == 0
+    assert commands.main(args + ["--max-trials", "2", "--summary"]) == 0
     trials = sorted(p.name for p in root.iterdir() if p.name.startswith("trial_"))
     assert len(first) == 1 and len(trials) == 2
     assert json.loads((root / first[0] / "trial.json").read_text()) == first_trial  # not run again
     out = capsys.readouterr().out
-    assert "Results summary" in out and "tensorboard --logdir" in out
+    assert "val_accuracy   val_loss  hyperparameters" in out and "tensorboard --logdir" in out
 
     report = json.loads((root / "best" / "metrics.json").read_text())
     assert set(report["hyperparameters"]) >= {"learning_rate", "combine", "dropout"}
-    assert report["settings"]["objective"] == "val_accuracy" and 0 <= report["test"]["accuracy"] <= 1
+    assert report["study"]["objective"] == "val_accuracy" and 0 <= report["test"]["accuracy"] <= 1
+    # a rerun on other terms is refused, and nothing of the study changes
+    for other in (["--noise", "audio=2"], ["--objective", "val_loss"]):
+        assert commands.main(args + ["--max-trials", "3", *other]) == 2
+        assert "other settings" in capsys.readouterr().err
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith("trial_")) == trials
+    assert json.loads((root / "best" / "metrics.json").read_text()) == report
+    # the best trial retrains from its folder, and the published preset's command rebuilds the same model
+    def config(path):  # the model's configuration, less the name Keras numbers per process
+        return {k: v for k, v in keras.saving.load_model(path, safe_mode=True).get_config().items() if k != "name"}
+
+    best_config = config(root / "best" / "model.keras")
+    best_trial = root / f"trial_{report['study']['trial']}"
+    assert commands.main(["train", "--from-trial", str(best_trial), "--epochs", "1", "--out",
+                          str(tmp_path / "rerun"), "--quiet"]) == 0
+    rerun = json.loads((tmp_path / "rerun" / "metrics.json").read_text())["settings"]
+    assert rerun["learning_rate"] == report["hyperparameters"]["learning_rate"] and rerun["batch_size"] == 64
+    assert rerun["config"] == report["settings"]["config"]
+    assert config(tmp_path / "rerun" / "model.keras") == best_config
+    from multisensory.training import publishing
+
+    command = publishing.train_command(report["settings"])
+    assert "--learning-rate" in command and "--config dropout=" in command
+    assert commands.main(shlex.split(command)[1:] + ["--out", str(tmp_path / "recorded"), "--quiet"]) == 0
+    assert config(tmp_path / "recorded" / "model.keras") == best_config
     best = keras.saving.load_model(root / "best" / "model.keras", safe_mode=True)
     x = {"image": np.zeros((3, 16, 16, 1), "float32"), "audio": np.zeros((3, 20, 32), "float32")}
     served = tf.saved_model.load(report["settings"]["export"]).signatures["serving_default"]
@@ -125,7 +152,7 @@ def test_a_chief_and_two_workers_complete_one_study_on_127_0_0_1(tmp_path):
     import time
 
     port = str(_free_port())
-    command = [sys.executable, "-m", "multisensory.training.cli", "tune", "--model", "additive_fusion", "--dataset",
+    command = [sys.executable, "-m", "multisensory.training.commands", "tune", "--model", "additive_fusion", "--dataset",
                "synthetic_av", "--config", "width=8", "--config", "hidden=[8]", "--dataset-option",
                "num_examples=128", "--epochs", "1", "--batch-size", "64", "--max-trials", "3",
                "--directory", str(tmp_path), "--project-name", "shared"]
@@ -157,7 +184,48 @@ def test_a_missing_dependency_of_a_tuner_is_a_one_line_error(tmp_path, monkeypat
         raise ImportError("Please install scipy before using the `BayesianOptimization`.")
 
     monkeypatch.setitem(tuning.TUNERS, "bayesian", missing)
-    code = cli.main(["tune", "--model", "additive_fusion", "--dataset", "synthetic_av", "--tuner", "bayesian",
+    code = commands.main(["tune", "--model", "additive_fusion", "--dataset", "synthetic_av", "--tuner", "bayesian",
                      "--max-trials", "1", "--epochs", "1", "--directory", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and err.strip() == "error: Please install scipy before using the `BayesianOptimization`."
+
+
+def _trial(trial_id, score, val_loss):
+    from keras_tuner.engine.trial import Trial
+
+    trial = Trial(keras_tuner.HyperParameters(), trial_id=trial_id, status="COMPLETED")
+    trial.score = score
+    trial.metrics.register("val_loss", direction="min")
+    trial.metrics.update("val_loss", val_loss)
+    return trial
+
+
+def test_tied_trials_are_ranked_by_validation_loss_and_said():
+    trials = [_trial("00", 1.0, 0.30), _trial("01", 0.9, 0.01), _trial("02", 1.0, 0.10), _trial("03", 1.0, 0.20)]
+    study = types.SimpleNamespace(oracle=types.SimpleNamespace(
+        objective=keras_tuner.Objective("val_accuracy", "max"), trials={t.trial_id: t for t in trials}))
+    ranked = tuning.ranking(study)
+    assert [t.trial_id for t in ranked.trials] == ["02", "03", "00", "01"]
+    assert [t.trial_id for t in ranked.tied] == ["02", "03", "00"]
+    assert "3 trials tie at the best val_accuracy (1)" in ranked.tie_message() and "trial 02" in ranked.tie_message()
+    table = tuning.format_ranking(ranked).splitlines()
+    assert table[1].split()[:3] == ["02", "1", "0.1"] and table[1].endswith("(tied)")
+    assert not table[-1].endswith("(tied)")
+    trials[0].score = 0.95  # one best alone: no tie
+    alone = tuning.ranking(types.SimpleNamespace(oracle=types.SimpleNamespace(
+        objective=keras_tuner.Objective("val_accuracy", "max"), trials={"00": trials[0], "01": trials[1]})))
+    assert alone.best.trial_id == "00" and alone.tied == []
+
+
+def test_a_study_is_locked_while_a_process_tunes_it(tmp_path, capsys):
+    (tmp_path / "av").mkdir()
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        (tmp_path / "av" / ".lock").write_text(str(holder.pid))
+        assert commands.main(["tune", "--model", "additive_fusion", "--dataset", "synthetic_av", "--directory",
+                              str(tmp_path), "--project-name", "av", "--max-trials", "1"]) == 2
+        assert f"Another study (process {holder.pid})" in capsys.readouterr().err
+        assert sorted(p.name for p in (tmp_path / "av").iterdir()) == [".lock"]
+    finally:
+        holder.kill()
+        holder.wait()

@@ -7,12 +7,16 @@ work removes such leftovers (`remove_leftovers`).
 """
 
 import contextlib
+import errno
 import json
 import math
 import os
 import re
+import resource
 import shutil
 import uuid
+
+import numpy as np
 
 
 
@@ -81,13 +85,36 @@ def write_json(path, payload):
         os.fsync(f.fileno())
 
 
+def state_bytes(model):
+    """About the bytes a saved model (or its weights) takes: its variables and its optimiser's, with a margin."""
+    variables = list(model.variables) + list(getattr(model.optimizer, "variables", None) or [])
+    return int(1.1 * sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables)) + (256 << 10)
+
+
+def ensure_room(path, nbytes):
+    """Raises OSError before a write of about `nbytes` to `path` that the disk's free space (ENOSPC) or the
+    process's file-size limit (EFBIG, `ulimit -f`) cannot take: HDF5, which writes Keras' weights, can crash the
+    process on a failed write instead of raising."""
+    folder = os.path.dirname(os.path.abspath(path))
+    free = shutil.disk_usage(folder).free
+    if nbytes > free:
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: writing '{path}' needs about {nbytes:,} bytes, "
+                                    f"{free:,} are free")
+    limit, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if limit != resource.RLIM_INFINITY and nbytes > limit:
+        raise OSError(errno.EFBIG, f"{os.strerror(errno.EFBIG)}: writing '{path}' needs about {nbytes:,} bytes, the "
+                                   f"process's file-size limit is {limit:,} (ulimit -f)")
+
+
 def save_model(model, path):
-    """`model.save(path)` atomically."""
+    """`model.save(path)` atomically, after `ensure_room`."""
+    ensure_room(path, state_bytes(model))
     with destination(path) as temporary:
         model.save(temporary)
 
 
 def save_weights(model, path):
-    """`model.save_weights(path)` (a `.weights.h5` path) atomically."""
+    """`model.save_weights(path)` (a `.weights.h5` path) atomically, after `ensure_room`."""
+    ensure_room(path, state_bytes(model))
     with destination(path) as temporary:
         model.save_weights(temporary)

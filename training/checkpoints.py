@@ -20,6 +20,7 @@ import os
 import shutil
 import time
 import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -106,6 +107,40 @@ def saved_epoch(folder):
         return 0
 
 
+def move_aside(folder, error):
+    """Moves an unreadable backup to `<folder>.unreadable-<time>/` (kept, not deleted) and says so."""
+    aside = f"{folder}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}"
+    shutil.move(folder, aside)
+    warnings.warn(f"The backup in '{folder}' cannot be read ({type(error).__name__}: {error}); it was moved to "
+                  f"'{aside}' and training starts over from the first epoch.", stacklevel=3)
+    print(f"warning: unreadable backup moved to {aside}; training starts over")
+
+
+def check_backup(folder):
+    """Reads every byte of a backup's files (state, weights, best weights) and moves an unreadable one aside
+    (`move_aside`), before a resumed run replays the data of the epochs it holds: a run that starts over must see
+    the data of a run from scratch."""
+    if not os.path.exists(os.path.join(folder, "state.json")):
+        return
+    import h5py
+
+    try:
+        with open(os.path.join(folder, "state.json")) as f:
+            state = json.load(f)
+        with h5py.File(os.path.join(folder, state["weights"]), "r") as weights:
+            weights.visititems(lambda _, item: item[()] if isinstance(item, h5py.Dataset) else None)
+        if os.path.exists(os.path.join(folder, BEST_WEIGHTS)):
+            with np.load(os.path.join(folder, BEST_WEIGHTS), allow_pickle=False) as arrays:
+                for name in arrays.files:
+                    arrays[name]
+    except UNREADABLE as error:
+        move_aside(folder, error)
+
+
+# what reading a damaged backup raises: a cut or missing file, bad JSON, h5py on corrupt bytes, a damaged .npz
+UNREADABLE = (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, zipfile.BadZipFile)
+
+
 class Backup(keras.callbacks.Callback):
     """Saves the training state at the end of every epoch and restores it when `fit` starts (see the module
     docstring). The folder stays when `fit` ends: the caller removes it once the run's results are written, so a
@@ -128,18 +163,22 @@ class Backup(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if not os.path.exists(self.state_path):
             return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        variables = self.model.variables + (self.model.optimizer.variables if self.model.optimizer else [])
+        initial = [v.numpy() for v in variables]
         try:
             with open(self.state_path) as f:
                 state = json.load(f)
-            if self.model.optimizer is not None and not self.model.optimizer.built:
-                self.model.optimizer.build(self.model.trainable_variables)
             self.model.load_weights(os.path.join(self.folder, state["weights"]))
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            aside = f"{self.folder}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}"
-            shutil.move(self.folder, aside)
-            warnings.warn(f"The backup in '{self.folder}' cannot be read ({type(error).__name__}: {error}); it was "
-                          f"moved to '{aside}' and training starts over from the first epoch.", stacklevel=2)
-            print(f"warning: unreadable backup moved to {aside}; training starts over")
+            best_weights = None
+            if os.path.exists(os.path.join(self.folder, BEST_WEIGHTS)):
+                with np.load(os.path.join(self.folder, BEST_WEIGHTS), allow_pickle=False) as arrays:
+                    best_weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+        except UNREADABLE as error:  # corrupt bytes as well as a cut: h5py's RuntimeError, zip's BadZipFile
+            for variable, value in zip(variables, initial):  # a load that failed midway changed some weights
+                variable.assign(value)
+            move_aside(self.folder, error)
             return
         generators = seed_generators(self.model)
         for generator, value in zip(generators, state.get("seed_generators", ())):
@@ -150,9 +189,8 @@ class Backup(keras.callbacks.Callback):
             if state.get("best") is not None:
                 self.best.best, self.best.best_epoch = float(state["best"]), state.get("best_epoch")
                 self.best.saved_epoch = state.get("best_saved_epoch", self.best.best_epoch)
-                if os.path.exists(os.path.join(self.folder, BEST_WEIGHTS)):
-                    with np.load(os.path.join(self.folder, BEST_WEIGHTS), allow_pickle=False) as arrays:
-                        self.best.weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+                if best_weights is not None:
+                    self.best.weights = best_weights
         print(f"resuming from the backup in {self.folder} at epoch {state['epoch'] + 1}")
         if self.best is not None:
             self.best.save()  # best.keras, if the interruption came before it held the recorded best epoch

@@ -37,6 +37,8 @@ def train_command(settings):
         parts.append(f"--strategy {settings['strategy']}")
     if settings.get("select", "best") != "best":
         parts.append(f"--select {settings['select']}")
+    if settings.get("learning_rate") is not None:
+        parts.append(f"--learning-rate {settings['learning_rate']!r}")
     if "patience" in settings:
         parts.append(f"--patience {settings['patience'] or 0}")
     return " ".join(parts)

@@ -39,8 +39,8 @@ def _alive(pid):
 class Lock:
     """An exclusive lock on a folder for this process: a file created with O_EXCL holding the process id."""
 
-    def __init__(self, folder, name=".lock"):
-        self.path = os.path.join(folder, name)
+    def __init__(self, folder, name=".lock", holder="run", hint="choose another --out"):
+        self.path, self.holder, self.hint = os.path.join(folder, name), holder, hint
 
     def __enter__(self):
         for _ in range(2):
@@ -53,8 +53,9 @@ class Lock:
                 except (OSError, ValueError):
                     pid = 0
                 if pid and pid != os.getpid() and _alive(pid):
-                    raise RunFolderError(f"Another run (process {pid}) is writing to '{os.path.dirname(self.path)}';"
-                                         " wait for it to finish or choose another --out.") from None
+                    raise RunFolderError(f"Another {self.holder} (process {pid}) is writing to "
+                                         f"'{os.path.dirname(self.path)}'; wait for it to finish or {self.hint}.") \
+                        from None
                 os.remove(self.path)  # left by a process that no longer runs
                 continue
             with os.fdopen(descriptor, "w") as f:

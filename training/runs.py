@@ -30,12 +30,12 @@ import contextlib
 import json
 import os
 import shutil
-import zipfile
 
 import keras
 
 from multisensory import datasets, zoo
 from multisensory.exports import export_saved_model
+from multisensory.exports.presets import load_keras_file
 from multisensory.zoo import recipes
 
 from . import atomic, checkpoints, distribute, run_folder
@@ -56,7 +56,8 @@ SELECTIONS = ("best", "last")
 
 def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=None, dropout=None, drop=(), seed=0,
           config=None, dataset_options=None, callbacks=(), export=True, strategy="default", log_every="epoch",
-          existing="refuse", verbose="auto", steps_per_execution=1, select="best", patience="recipe"):
+          existing="refuse", verbose="auto", steps_per_execution=1, select="best", patience="recipe",
+          learning_rate=None):
     """Trains a zoo model with `model.fit` and returns the test metrics (a dict).
 
     Args:
@@ -88,6 +89,8 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
             `EarlyStopping(restore_best_weights=True)`), or the last one.
         patience: int, None or "recipe". Stop after that many epochs without improvement of that metric (None:
             run every epoch); "recipe" takes the model's recipe's (`multisensory.zoo.recipes.patience`).
+        learning_rate: float or None. The optimiser's initial learning rate, from which the recipe's schedule (if
+            any) scales; None: the recipe's, else the model's `default_learning_rate`.
     """
     config, dataset_options = dict(config or {}), dict(dataset_options or {})
     if int(epochs) < 1:
@@ -101,6 +104,8 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
     if patience not in (None, "recipe") and (isinstance(patience, bool) or int(patience) != patience
                                              or int(patience) < 1):
         raise ValueError(f"patience must be a positive number of epochs, None or 'recipe', got {patience!r}.")
+    if learning_rate is not None and not float(learning_rate) > 0:
+        raise ValueError(f"learning_rate must be a positive number or None (the recipe's), got {learning_rate!r}.")
     keras.utils.set_random_seed(seed)
     data_info = datasets.info(dataset, data_dir=data_dir or os.environ.get(datasets.DATA_ENV), **dataset_options)
     scope = distribute.strategy(strategy)
@@ -108,12 +113,17 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
     with scope.scope():
         net = zoo.create(model, data_info, **config)
         net.compile(steps_per_execution=int(steps_per_execution))
+        if learning_rate is not None:
+            net.optimizer.learning_rate = float(learning_rate)
     batch_size = batch_size or net.recipe_batch_size or 32
     patience = recipes.patience(net.recipe_name) if patience == "recipe" else patience
     settings = {"model": model, "dataset": dataset, "config": config, "dataset_options": dataset_options,
                 "epochs": epochs, "batch_size": batch_size, "noise": noise or {}, "dropout": dropout or {},
                 "drop": sorted(drop), "seed": seed, "strategy": strategy, "replicas": scope.num_replicas_in_sync,
-                "select": select, "patience": None if patience is None else int(patience)}
+                "select": select, "patience": None if patience is None else int(patience),
+                "learning_rate": None if learning_rate is None else float(learning_rate),
+                # where the data came from: a resume or reuse on other files is refused (run_folder.prepare)
+                "data": datasets.registry.data_source(dataset, data_dir)}
     os.makedirs(out, exist_ok=True)
     with run_folder.Lock(out, ".lock" if strategy != "multiworker" else f".lock-worker-{worker}"):
         finished = run_folder.prepare(out, settings, existing, chief=worker == 0)
@@ -145,6 +155,7 @@ def _fit(net, dataset, out, settings, data_dir, worker, callbacks, export, log_e
     # fit starts KERAS_PASSES_PER_EPOCH passes per epoch over a split of known size (one it reads, one it discards):
     # starting the passes of the epochs a backup holds gives a resumed run the order and noise of an uninterrupted
     # one (tested: the same final weights).
+    checkpoints.check_backup(backup)  # an unreadable one is moved aside first: starting over replays nothing
     for _ in range(KERAS_PASSES_PER_EPOCH * checkpoints.saved_epoch(backup)):
         iter(data["train"])
     best = checkpoints.BestModel(os.path.join(out, "best.keras") if worker == 0 else None, monitor, mode,
@@ -153,7 +164,7 @@ def _fit(net, dataset, out, settings, data_dir, worker, callbacks, export, log_e
                   keras.callbacks.TensorBoard(os.path.join(out, "logs"), update_freq=log_every)
                   ] if worker == 0 else []  # `best` runs inside the backup, before the backup's state is saved
     net.fit(data["train"], validation_data=data["validation"], epochs=epochs, verbose=verbose, callbacks=[
-        checkpoints.Backup(backup, best), *chief_only, *net.recipe(epochs), *callbacks])
+        checkpoints.Backup(backup, best), *chief_only, *net.recipe(epochs, settings["learning_rate"]), *callbacks])
     selected = best.restore() if settings["select"] == "best" else None
     selection = {"select": settings["select"], "monitor": monitor, "mode": mode,
                  "epoch": selected or best.epochs_run, "value": best.best if selected else None,
@@ -180,9 +191,7 @@ def load_model(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"'{path}' is not a file; expected a .keras model written by `train`.")
-    if path.endswith(".keras") and not zipfile.is_zipfile(path):
-        raise ValueError(f"'{path}' is not a readable .keras archive (truncated, or another format).")
-    return keras.saving.load_model(path, safe_mode=True)
+    return load_keras_file(path)
 
 
 def evaluate(model, dataset, data_dir=None, split="test", batch_size=32, noise=None, drop=(), corruptions=None,

@@ -30,9 +30,25 @@ with `KERASTUNER_TUNER_ID` ("chief" on one, "tuner0", "tuner1", ... on the other
 
 The chief runs the oracle and, once every trial has finished, writes the best model; the workers run the trials
 and stop when the oracle has none left.
+
+A study's settings (model, data, fixed configuration, tuner, objective, epochs, batch size, seed) are written to
+`<directory>/<project>/study.json` when it starts: a rerun into that study with other settings (another `--noise`, a
+new objective) is refused with the differences listed, as `train` refuses a run folder, since resuming would rank
+the old trials on the new terms. One process tunes a study at a time (a lock file; chief/worker mode locks per
+tuner id).
+
+Ranking (`ranking`): trials by the objective; trials tied with the best (a saturated metric) are ordered by the best
+validation loss (`SECONDARY`), then by trial order; `tune` warns about ties and restores that winner.
+`trial_settings(DIR)` reads a trial back as `train` settings (`multisensory train --from-trial DIR`), and the best
+model's `metrics.json` holds the settings of a `train` run that rebuilds its configuration, so a published preset's
+command does.
 """
 
+import dataclasses
+import json
+import math
 import os
+import sys
 
 import keras
 import keras_tuner
@@ -40,8 +56,11 @@ import keras_tuner
 from multisensory import datasets, zoo
 from multisensory.exports import export_saved_model
 
-from . import distribute, runs
+from . import distribute, run_folder, runs
 from .metrics import MINIMISED, selection_metric, task_metrics
+
+SECONDARY = "val_loss"
+STUDY_FILE = "study.json"
 
 TUNERS = {"random": keras_tuner.RandomSearch, "bayesian": keras_tuner.BayesianOptimization,
           "hyperband": keras_tuner.Hyperband}
@@ -136,30 +155,129 @@ def tune(model, dataset, directory="studies", project_name=None, tuner_name="ran
     metrics of the best model; None in a worker of a chief/worker study).
     """
     dataset_options = dict(dataset_options or {})
-    _check_positive(epochs=epochs)
+    _check_positive(epochs=epochs, batch_size=batch_size)
     info = datasets.info(dataset, data_dir=data_dir or os.environ.get(datasets.DATA_ENV), **dataset_options)
     project_name = project_name or f"{model}-{dataset}"
-    keras.utils.set_random_seed(seed)
-    study = tuner(model, info, tuner_name, max_trials, objective_name, directory, project_name, config, seed,
-                  overwrite, max_epochs=epochs, strategy=strategy)
-    data = {split: datasets.load(dataset, split, data_dir=data_dir, batch_size=batch_size, noise=noise, drop=drop,
-                                 seed=seed, **dataset_options) for split in ("train", "validation", "test")}
     root = os.path.join(directory, project_name)
-    study.search(data["train"], validation_data=data["validation"], epochs=epochs, verbose=verbose,
-                 callbacks=[keras.callbacks.TensorBoard(os.path.join(root, "logs"))])
-    if is_worker():  # the chief writes the best model once every worker is done
-        return study, None
-    best, hyperparameters = study.get_best_models(1)[0], study.get_best_hyperparameters(1)[0]
-    metrics = {k: float(v) for k, v in best.evaluate(data["test"], return_dict=True, verbose=0).items()}
-    out = os.path.join(root, "best")
-    os.makedirs(out, exist_ok=True)
-    best.save(os.path.join(out, "model.keras"))
-    export = export_saved_model(best, os.path.join(out, "export"), model_name=model)
-    runs.write_json(os.path.join(out, "metrics.json"), {
-        "test": metrics, "hyperparameters": hyperparameters.values,
-        "settings": {"model": model, "dataset": dataset, "config": dict(config or {}), "dataset_options":
-                     dataset_options, "tuner": tuner_name, "objective": study.oracle.objective.name,
-                     "noise": noise or {}, "drop": sorted(drop), "strategy": strategy, "epochs": epochs,
-                     "batch_size": batch_size,
-                     "seed": seed, "export": export}})
-    return study, metrics
+    objective_name = objective_name or selection_metric(info.task)[0]
+    settings = {"model": model, "dataset": dataset, "config": dict(config or {}), "dataset_options": dataset_options,
+                "noise": noise or {}, "drop": sorted(drop), "seed": seed, "tuner": tuner_name,
+                "objective": objective_name, "epochs": epochs, "batch_size": batch_size}
+    os.makedirs(root, exist_ok=True)
+    lock = ".lock" if "KERASTUNER_TUNER_ID" not in os.environ else f".lock-{os.environ['KERASTUNER_TUNER_ID']}"
+    with run_folder.Lock(root, lock, holder="study", hint="choose another --project-name"):
+        _record_study(root, settings, overwrite, chief=not is_worker())
+        keras.utils.set_random_seed(seed)
+        study = tuner(model, info, tuner_name, max_trials, objective_name, directory, project_name, config, seed,
+                      overwrite, max_epochs=epochs, strategy=strategy)
+        data = {split: datasets.load(dataset, split, data_dir=data_dir, batch_size=batch_size, noise=noise,
+                                     drop=drop, seed=seed, **dataset_options)
+                for split in ("train", "validation", "test")}
+        study.search(data["train"], validation_data=data["validation"], epochs=epochs, verbose=verbose,
+                     callbacks=[keras.callbacks.TensorBoard(os.path.join(root, "logs"))])
+        if is_worker():  # the chief writes the best model once every worker is done
+            return study, None
+        winner = ranking(study)
+        if winner.tied:
+            print(winner.tie_message(), file=sys.stderr)
+        best = study.load_model(winner.best)
+        metrics = {k: float(v) for k, v in best.evaluate(data["test"], return_dict=True, verbose=0).items()}
+        out = os.path.join(root, "best")
+        os.makedirs(out, exist_ok=True)
+        best.save(os.path.join(out, "model.keras"))
+        export = export_saved_model(best, os.path.join(out, "export"), model_name=model)
+        trained = trial_settings(os.path.join(root, f"trial_{winner.best.trial_id}"))
+        runs.write_json(os.path.join(out, "metrics.json"), {
+            "test": metrics, "hyperparameters": winner.best.hyperparameters.values,
+            "study": {**settings, "trial": winner.best.trial_id, "tied": [t.trial_id for t in winner.tied]},
+            # a `train` run's settings that rebuild this configuration (`publishing.train_command`)
+            "settings": {**trained, "epochs": epochs, "seed": seed, "select": "last", "patience": None,
+                         "strategy": strategy, "export": export}})
+        return study, metrics
+
+
+def _record_study(root, settings, overwrite, chief):
+    """Writes `study.json`, or refuses to resume a study recorded with other settings (see the module docstring)."""
+    path = os.path.join(root, STUDY_FILE)
+    settings = json.loads(json.dumps(settings))
+    if not overwrite and os.path.exists(path):
+        previous = runs.read_json(path)
+        changed = run_folder.differences(previous, settings)
+        if changed:
+            raise run_folder.RunFolderError(
+                f"The study in '{root}' was run with other settings: {'; '.join(changed)}. Resuming it would rank its "
+                "trials on other terms: rerun it with its own settings, pass --overwrite to start over, or choose "
+                "another --project-name.")
+    if chief:
+        runs.write_json(path, settings)
+
+
+@dataclasses.dataclass
+class Ranking:
+    """A study's completed trials, best first (see the module docstring).
+
+    Attributes:
+        trials: list of `keras_tuner.engine.trial.Trial`, best first.
+        tied: the trials whose objective equals the best's (the best included), or [] when the best is alone.
+        objective: str. The objective's name.
+    """
+
+    trials: list
+    tied: list
+    objective: str
+
+    @property
+    def best(self):
+        return self.trials[0]
+
+    def tie_message(self):
+        return (f"warning: {len(self.tied)} trials tie at the best {self.objective} ({self.best.score:.6g}): "
+                f"trials {', '.join(t.trial_id for t in self.tied)}; trial {self.best.trial_id} is taken, the best "
+                f"{SECONDARY} among them ({secondary_value(self.best):.6g}).")
+
+
+def secondary_value(trial):
+    """The trial's best validation loss (inf when it has none)."""
+    if not trial.metrics.exists(SECONDARY):
+        return math.inf
+    value = trial.metrics.get_best_value(SECONDARY)
+    return math.inf if value is None else float(value)
+
+
+def ranking(study):
+    """The `Ranking` of a tuner's completed trials: the objective first, ties by the best `SECONDARY`, then order."""
+    objective = study.oracle.objective
+    sign = 1.0 if objective.direction == "min" else -1.0
+    done = [t for t in study.oracle.trials.values() if t.status == "COMPLETED" and t.score is not None]
+    if not done:
+        raise ValueError("The study has no completed trial: every trial failed (see the errors above).")
+    done.sort(key=lambda t: (sign * t.score, secondary_value(t), t.trial_id))
+    tied = [t for t in done if math.isclose(t.score, done[0].score, rel_tol=1e-9, abs_tol=1e-12)]
+    return Ranking(done, tied if len(tied) > 1 else [], objective.name)
+
+
+def format_ranking(ranking, top=5):
+    """The best `top` trials as a text table: trial, objective, `SECONDARY`, hyperparameters."""
+    lines = [f"{'trial':>6s} {ranking.objective:>14s} {SECONDARY:>10s}  hyperparameters"]
+    for trial in ranking.trials[:top]:
+        values = ", ".join(f"{k}={v}" for k, v in trial.hyperparameters.values.items())
+        mark = " (tied)" if trial in ranking.tied else ""
+        lines.append(f"{trial.trial_id:>6s} {trial.score:>14.6g} {secondary_value(trial):>10.4g}  {values}{mark}")
+    return "\n".join(lines)
+
+
+def trial_settings(trial_dir):
+    """A trial of a study as the settings of a `train` run: {model, dataset, config, learning_rate, batch_size,
+    noise, drop, dataset_options} (`multisensory train --from-trial DIR`)."""
+    trial_file, study_file = os.path.join(trial_dir, "trial.json"), os.path.join(trial_dir, os.pardir, STUDY_FILE)
+    for path, what in ((trial_file, "a KerasTuner trial folder (<directory>/<project>/trial_N/trial.json)"),
+                       (study_file, f"the study's {STUDY_FILE} beside the trial folders (written by `tune`)")):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"'{path}' is missing: --from-trial needs {what}.")
+    trial, study = runs.read_json(trial_file), runs.read_json(study_file)
+    hp = keras_tuner.HyperParameters.from_config(trial["hyperparameters"])
+    config, training = zoo.sample_config(study["model"], hp, study["config"])
+    return {"model": study["model"], "dataset": study["dataset"], "config": config,
+            "learning_rate": float(training["learning_rate"]),
+            "batch_size": int(training.get("batch_size", study["batch_size"])), "noise": study["noise"],
+            "drop": study["drop"], "dataset_options": study["dataset_options"]}

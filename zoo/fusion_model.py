@@ -192,12 +192,13 @@ class FusionModel(keras.Model):
     def modality_names(self):
         return tuple(m.name for m in self.modalities)
 
-    def recipe(self, epochs=None):
-        """The schedule of the model's recipe as Keras callbacks for a run of `epochs` (none without a recipe)."""
+    def recipe(self, epochs=None, learning_rate=None):
+        """The schedule of the model's recipe as Keras callbacks for a run of `epochs` (none without a recipe),
+        starting from `learning_rate` (None: the recipe's initial rate)."""
         from multisensory.training.metrics import selection_metric
 
         return [] if self.recipe_name is None else get_recipe(self.recipe_name).callbacks(
-            epochs, *selection_metric(self.task))
+            epochs, *selection_metric(self.task), learning_rate=learning_rate)
 
     @property
     def recipe_batch_size(self):

@@ -36,8 +36,9 @@ class Recipe:
     Args:
         optimizer: callable returning a new optimiser, or None for the zoo's default (Adam at the model's
             `default_learning_rate`, AdamW with clipping under synergy).
-        callbacks: callable `(epochs, monitor, mode) -> [keras.callbacks.Callback]` (`epochs` may be None when
-            unknown; `monitor` and `mode` select on the task's main validation metric, as `best.keras` does).
+        callbacks: callable `(epochs, monitor, mode, learning_rate=None) -> [keras.callbacks.Callback]` (`epochs`
+            may be None when unknown; `monitor` and `mode` select on the task's main validation metric, as
+            `best.keras` does; a schedule starts from `learning_rate`, None for the recipe's own initial rate).
         batch_size: int or None. The paper's batch size.
         l2: float. Coefficient of the loss term (l2 / 2) * sum of the squared kernel weights (see the module
             docstring); 0 for none.
@@ -81,14 +82,18 @@ LIU_RATE = 0.1
 LIU_HIGGS_RATE = 0.01
 
 
-def _liu_steps(epochs, *_):
+def _liu_steps(epochs, monitor=None, mode=None, learning_rate=None):
     """Liu et al.'s steps at 50% and 75% of the run (none when the number of epochs is unknown or below 2)."""
     if not epochs or epochs < 2:
         return []
-    return [StepDecay(sorted({max(1, epochs // 2), max(1, (3 * epochs) // 4)}), LIU_RATE)]
+    return [StepDecay(sorted({max(1, epochs // 2), max(1, (3 * epochs) // 4)}), learning_rate or LIU_RATE)]
 
 
-def _mmlatch_callbacks(epochs, monitor, mode):
+def _liu_higgs_decay(epochs, monitor=None, mode=None, learning_rate=None):
+    return [EpochDecay(learning_rate or LIU_HIGGS_RATE, 0.99)]
+
+
+def _mmlatch_callbacks(epochs, monitor, mode, learning_rate=None):
     return [keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=0.5, patience=2),
             keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=10, restore_best_weights=True)]
 
@@ -97,7 +102,7 @@ RECIPES = {
     "mmlatch": Recipe(None, _mmlatch_callbacks, patience=10),
     "liu_cifar": Recipe(lambda: keras.optimizers.SGD(LIU_RATE, momentum=0.9), _liu_steps, 100, l2=2e-4),
     "liu_higgs": Recipe(lambda: keras.optimizers.SGD(LIU_HIGGS_RATE, momentum=0.9, global_clipnorm=10.0),
-                        lambda epochs, *_: [EpochDecay(LIU_HIGGS_RATE, 0.99)], 128, l2=2e-5, patience=10),
+                        _liu_higgs_decay, 128, l2=2e-5, patience=10),
 }
 # Early stopping of a model without a recipe (`multisensory train`): epochs without improvement before it stops.
 DEFAULT_PATIENCE = 10

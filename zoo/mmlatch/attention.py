@@ -15,7 +15,13 @@ from keras import layers, ops
 
 
 def attend(query, key, value, key_mask):
-    """softmax(query key^T / sqrt(d)) value, with keys where `key_mask` is False excluded."""
+    """softmax(query key^T / sqrt(d)) value, with keys where `key_mask` is False excluded.
+
+    Over a single key step the softmax is 1 whatever the score (`sequences.single_step_note`): the value is returned
+    without computing it.
+    """
+    if key.shape[1] == 1:
+        return ops.broadcast_to(value, (ops.shape(query)[0], ops.shape(query)[1], value.shape[-1]))
     scores = ops.matmul(query, ops.transpose(key, (0, 2, 1))) / ops.sqrt(ops.cast(ops.shape(query)[-1], "float32"))
     scores = ops.where(key_mask[:, None, :], scores, -1e9)
     return ops.matmul(ops.softmax(scores, axis=-1), value)

@@ -29,7 +29,7 @@ from ..registry import register_model
 from ..search_space import choice, float_range
 from .latch_core import LatchCore
 from .mult_core import MulTCore
-from .sequences import sequence_shape, sequence_views
+from .sequences import sequence_shape, sequence_views, single_step_note
 
 FEEDBACKS = ("lstm", "dense", None)
 BACKBONES = ("lstm", "mult")
@@ -70,6 +70,7 @@ class MMLatch(FusionModel):
             raise ValueError(f"mmlatch needs one timeline: modalities of unknown length must all share it; got "
                              f"{shapes}.")
         self.steps = max(lengths) if None not in lengths else None
+        single_step_note("mmlatch", list(self.modality_names) if self.steps == 1 else [])
         names = self.modality_names
         self.core = (LatchCore(names, units, dropout, name="latch") if backbone == "lstm" else
                      MulTCore(names, units, num_layers, heads, dropout=dropout, attention_dropout=dropout,

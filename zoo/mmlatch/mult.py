@@ -14,7 +14,7 @@ from ..fusion_model import FusionModel
 from ..registry import register_model
 from ..search_space import choice, float_range
 from .mult_core import MulTCore
-from .sequences import sequence_views
+from .sequences import sequence_shape, sequence_views, single_step_note
 
 
 @keras.saving.register_keras_serializable(package="multisensory")
@@ -60,6 +60,7 @@ class MulT(FusionModel):
         super().__init__(modalities, task, **kwargs)
         self.units, self.num_layers, self.heads, self.kernel_size = units, num_layers, heads, kernel_size
         self.dropout, self.attention_dropout, self.output_dropout = dropout, attention_dropout, output_dropout
+        single_step_note("mult", [m.name for m in self.modalities if sequence_shape(m)[0] == 1])
         self.core = MulTCore(self.modality_names, units, num_layers, heads, kernel_size, dropout, attention_dropout,
                              name="mult")
         if self.plain_head:

@@ -13,6 +13,7 @@
 """
 
 import math
+import warnings
 
 import keras
 from keras import layers, ops
@@ -51,8 +52,11 @@ class TransformerLayer(layers.Layer):
         query = self.norms[0](x)
         source = self.norms[0](source) if self.cross else query
         attention_mask = ops.logical_and(ops.ones_like(query[:, :, :1], dtype="bool"), mask[:, None, :])
-        x = x + self.drop(self.attention(query, source, source, attention_mask=attention_mask, training=training),
-                          training=training)
+        with warnings.catch_warnings():
+            if source.shape[1] == 1:  # said once by the model (`sequences.single_step_note`)
+                warnings.filterwarnings("ignore", message="You are using a softmax over axis")
+            attended = self.attention(query, source, source, attention_mask=attention_mask, training=training)
+        x = x + self.drop(attended, training=training)
         return x + self.drop(self.ffn(self.norms[1](x)), training=training)
 
     def get_config(self):

@@ -7,11 +7,13 @@
 - `sequence_views`: every modality's sequence view (optionally resampled to one length) and its padding mask.
 - `to_length`: a sequence linearly resampled in time to T steps (identity when it has T already); MMLatch's
   per-step masks and concatenations need one timeline, so unaligned modalities are brought to the longest length.
+- `single_step_note`: what attention does over a modality of one step (a vector), said once.
 - `positions`: sinusoidal position encodings (Vaswani et al. 2017) of each step's index counted from the first
   non-padding step, so that front padding shifts nothing (padding steps get position 0).
 """
 
 import math
+import warnings
 
 import tensorflow as tf
 from keras import ops
@@ -19,7 +21,7 @@ from keras import ops
 from ..sentiment.sequence_lstm import masked_mean, padding_mask
 
 __all__ = ["as_sequence", "padding_mask", "to_length", "positions", "sequence_shape", "masked_mean",
-           "sequence_views"]
+           "sequence_views", "single_step_note"]
 
 
 def sequence_shape(modality):
@@ -36,6 +38,20 @@ def as_sequence(x, modality):
     """(batch, T, D) view of a modality's tensor (see the module docstring)."""
     steps, features = sequence_shape(modality)
     return ops.reshape(x, (-1, steps if steps is not None else ops.shape(x)[1], features))
+
+
+def single_step_note(model, names):
+    """Says once (a `UserWarning`, shown once per process) that `names` are attended over as one step each.
+
+    Attention over one key weighs it 1 whatever its score (the softmax of a single score is 1), so attending to such
+    a modality passes its projected values through and its self-attention is a learned projection: the model still
+    fuses it, but attention chooses nothing there. Keras' warning about a softmax over an axis of size 1 is left out
+    for these layers (`attention.attend` skips that softmax; MulT's layers silence it).
+    """
+    if names:
+        warnings.warn(f"{model}: {', '.join(names)} {'is a single step' if len(names) == 1 else 'are single steps'} "
+                      "(a vector, no time axis): attention over one step gives it weight 1, so attending to it passes "
+                      "its projected values through; attention selects nothing there.", UserWarning, stacklevel=3)
 
 
 def to_length(x, steps):

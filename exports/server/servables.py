@@ -6,7 +6,10 @@
 - a preset root written by `publish` (a folder of base paths): every preset, by its name.
 
 `poll()` loads version folders that appeared since the last poll (TF-Serving's file-system polling; the server
-calls it every `--poll-seconds`) and forgets those that disappeared. A version folder holding a `manifest.json` is a
+calls it every `--poll-seconds`) and forgets those that disappeared. A version is loaded once it is complete: its
+files (names, sizes, modification times) unchanged since the previous poll, or none modified in the last
+`SETTLE_SECONDS` (what a server finds at start); a folder still being copied in waits. A version that failed (END)
+is tried again when its files change. A version folder holding a `manifest.json` is a
 preset and is loaded only after every file passes its SHA-256 (`presets.verify_folder`); one that fails stays listed
 with state `END` and the reason, and is not served. A loaded version replays its warmup records before it is served,
 as TF-Serving's, so that the first requests do not pay for the functions' first run.
@@ -15,11 +18,12 @@ as TF-Serving's, so that the first requests do not pay for the functions' first 
 import dataclasses
 import os
 import threading
+import time
 
 import tensorflow as tf
 
-from .presets import MANIFEST, PresetError, verify_folder
-from .serving import WARMUP_FILE, version_numbers
+from ..presets import MANIFEST, PresetError, verify_folder
+from ..serving import WARMUP_FILE, version_numbers
 
 
 UNKNOWN, DATA_LOSS = 2, 15  # tensorflow.error.Code
@@ -41,6 +45,7 @@ class Version:
     signatures: dict = dataclasses.field(default_factory=dict)
     signature_defs: dict = dataclasses.field(default_factory=dict)
     module: object = None  # keeps the loaded SavedModel (and so its variables) alive
+    files: tuple = ()  # the folder's state it was loaded from (`folder_state`)
 
     def signature(self, name):
         name = name or "serving_default"
@@ -56,8 +61,19 @@ def read_models_config(path):
     from tensorflow_serving.config import model_server_config_pb2
 
     with tf.io.gfile.GFile(path) as f:
-        config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+        text = f.read()
+    try:
+        config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+    except (text_format.ParseError, UnicodeDecodeError) as error:
+        raise ValueError(f"'{path}' is not a TF-Serving models.config (text format: model_config_list {{ config {{ "
+                         f"name: ... base_path: ... }} }}): {error}") from None
     return {c.name: c.base_path for c in config.model_config_list.config}
+
+
+def no_labels(name):
+    """The answer, over REST and gRPC alike, to a request that addresses a version by label."""
+    return NotFound(f"Model '{name}' has no version labels (the server reads none from models.config); address a "
+                    "version by its number, or leave it out for the latest.")
 
 
 def base_paths(source):
@@ -119,28 +135,76 @@ def load_version(number, path):
                        code=DATA_LOSS if isinstance(error, PresetError) else UNKNOWN)
 
 
+SETTLE_SECONDS = 2.0
+
+
+def folder_state(path):
+    """(relative path, size, modification time) of every file under a version folder, sorted."""
+    entries = []
+    for directory, _, names in tf.io.gfile.walk(path):
+        for name in names:
+            file = os.path.join(directory, name)
+            try:
+                status = tf.io.gfile.stat(file)
+            except tf.errors.NotFoundError:  # removed between the listing and the stat: still changing
+                continue
+            entries.append((os.path.relpath(file, path), status.length, status.mtime_nsec))
+    return tuple(sorted(entries))
+
+
+def _settled(state, previous):
+    """Whether a version folder in `state` is complete enough to load (see the module docstring)."""
+    if not state:
+        return False
+    newest = max(mtime for _, _, mtime in state) / 1e9
+    return state == previous or time.time() - newest > SETTLE_SECONDS
+
+
 class Servables:
     """Models by name with their versions (see the module docstring); thread-safe."""
 
     def __init__(self, source):
         self.source = source
         self.models = {}  # name -> {number: Version}
+        self._seen = {}  # (name, number) -> the folder's state at the last poll, for versions not AVAILABLE
         self._lock = threading.Lock()
 
     def poll(self):
-        """Loads new version folders, forgets removed ones; returns [(name, number, state)] of what changed."""
+        """Loads new (or changed failed) version folders once complete, forgets removed ones; returns
+        [(name, number, state)] of what changed."""
         changes = []
         for name, base in base_paths(self.source).items():
             present = set(version_numbers(base))
             known = dict(self.models.get(name, {}))
-            for number in sorted(present - set(known)):
-                known[number] = load_version(number, os.path.join(base, str(number)))
+            for number in sorted(present):
+                if number in known and known[number].state == "AVAILABLE":
+                    continue
+                path = os.path.join(base, str(number))
+                state, previous = folder_state(path), self._seen.get((name, number))
+                self._seen[(name, number)] = state
+                if number in known and state == known[number].files:
+                    continue  # failed on these very files
+                if not _settled(state, previous):
+                    continue  # still being written: the next poll looks again
+                known[number] = load_version(number, path)
+                known[number].files = state
                 changes.append((name, number, known[number].state))
             for number in set(known) - present:
                 del known[number]
+                self._seen.pop((name, number), None)
                 changes.append((name, number, "REMOVED"))
             with self._lock:
                 self.models[name] = known
+        return changes
+
+    def start(self, pause=0.5):
+        """The first poll of a server: folders found unsettled (just written) are looked at again after `pause`
+        seconds, so that a version published a moment ago is served from the start when it stays unchanged."""
+        changes = self.poll()
+        waiting = [key for key in self._seen if key[1] not in self.models.get(key[0], {})]
+        if waiting:
+            time.sleep(pause)
+            changes += self.poll()
         return changes
 
     def status(self, name, version=None):

@@ -14,6 +14,7 @@ dtype, a ragged batch, a shape or batch size that does not fit.
 import base64
 import binascii
 import json
+import math
 
 import numpy as np
 import orjson
@@ -161,11 +162,29 @@ def json_reply(outputs, columnar):
     return {"predictions": [{k: rows[k][i] for k in rows} for i in range(len(next(iter(rows.values()))))]}
 
 
+def _check_sent_values(name, proto):
+    """Refuses a TensorProto whose shape holds more values than it sends: TensorFlow would fill them by repeating
+    the last one, so a request of a few bytes could make the server allocate and compute on gigabytes."""
+    dims = [d.size for d in proto.tensor_shape.dim]
+    if any(d < 0 for d in dims):
+        raise BadRequest(f"Input '{name}': its shape {dims} has a negative dimension.")
+    declared = math.prod(dims)
+    if proto.tensor_content:
+        itemsize = tf.as_dtype(proto.dtype).size if proto.dtype else 1
+        sent = len(proto.tensor_content) // max(itemsize, 1)
+    else:
+        sent = sum(len(getattr(proto, field.name)) for field in proto.DESCRIPTOR.fields if field.name.endswith("_val"))
+    if sent != declared:
+        raise BadRequest(f"Input '{name}': its shape {dims} holds {declared} values and the request sends {sent}; "
+                         "send every value.")
+
+
 def proto_inputs(request, specs):
     """{input: array} of a `PredictRequest`'s TensorProtos."""
     check_names(request.inputs, specs)
     inputs = {}
     for name, proto in request.inputs.items():
+        _check_sent_values(name, proto)
         try:
             array = tf.make_ndarray(proto)
         except (TypeError, ValueError) as error:

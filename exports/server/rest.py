@@ -2,7 +2,7 @@
 
     GET  /v1/models/{name}[/versions/{v}]             status (`GetModelStatusResponse` as JSON)
     GET  /v1/models/{name}[/versions/{v}]/metadata    signatures (`GetModelMetadataResponse` as JSON)
-    POST /v1/models/{name}[/versions/{v}]:predict     `multisensory.exports.requests` formats
+    POST /v1/models/{name}[/versions/{v}]:predict     `multisensory.exports.server.requests` formats
 
 Errors are `{"error": "..."}` (`errors`): 400 for a bad request, 404 for an unknown model, version or signature (or
 a version that is not served: the status says why), 408 for a body that does not arrive within the request timeout,
@@ -23,7 +23,7 @@ from starlette.routing import Route
 from .errors import FAILURES, answer
 from .requests import BadRequest, check_inputs, input_specs, json_inputs, json_reply, parse_json
 from .responses import metadata_response, status_response
-from .servables import NotFound
+from .servables import NotFound, no_labels
 
 PATH = re.compile(r"(?P<name>[^/:]+)(?:/versions/(?P<version>[^/:]+))?(?:/labels/(?P<label>[^/:]+))?"
                   r"(?P<tail>/metadata|:[a-zA-Z]+)?")
@@ -72,7 +72,7 @@ def rest_app(servables, batcher, max_body_bytes=64 << 20, request_timeout_s=30.0
         name, version, label, tail = match.group("name", "version", "label", "tail")
         try:
             if label is not None:
-                raise NotFound(f"Model '{name}' has no version labels; address a version as /versions/<number>.")
+                raise no_labels(name)
             if version is not None and not version.isdigit():
                 raise BadRequest(f"Version '{version}' is not a positive integer.")
             if request.method == "GET" and tail is None:
@@ -98,6 +98,8 @@ def rest_app(servables, batcher, max_body_bytes=64 << 20, request_timeout_s=30.0
         except ClientDisconnect:
             return Response(status_code=499)  # nobody reads it
         body = parse_json(body)
+        if not isinstance(body, dict) or not isinstance(body.get("signature_name", ""), str):
+            raise BadRequest("The predict body must be a JSON object whose signature_name, if given, is a string.")
         served = servables.get(name, version)
         signature_name, function, _ = served.signature(body.get("signature_name"))
         specs = input_specs(function)

@@ -13,9 +13,12 @@ from tensorflow_serving.apis import model_service_pb2_grpc, predict_pb2, predict
 from .errors import FAILURES, answer
 from .requests import BadRequest, check_inputs, input_specs, proto_inputs
 from .responses import metadata_response, status_response
+from .servables import no_labels
 
 
 def _version(spec):
+    if spec.WhichOneof("version_choice") == "version_label":
+        raise no_labels(spec.name)
     return spec.version.value if spec.HasField("version") else None
 
 

@@ -1,13 +1,14 @@
 """`multisensory serve`: a local server that speaks TF-Serving's REST and gRPC APIs over the zoo's exports.
 
-One process, one asyncio loop: uvicorn serves the REST app (`multisensory.exports.rest`), `grpc.aio` the gRPC
-services (`multisensory.exports.grpc_service`), both through one `Batcher`; a task polls the source for new
-versions every `poll_seconds`. Both listen on 127.0.0.1 unless told otherwise. Client code written against it works
-unchanged against TF-Serving (`tensorflow/serving` on the same folder).
+One process, one asyncio loop: uvicorn serves the REST app (`rest`), `grpc.aio` the gRPC services
+(`grpc_service`), both through one `Batcher`; a task polls the source for new versions every `poll_seconds`.
+Both listen on 127.0.0.1 unless told otherwise. Client code written against it works unchanged against TF-Serving
+(`tensorflow/serving` on the same folder).
 """
 
 import asyncio
 import dataclasses
+import errno
 import gc
 import sys
 
@@ -51,22 +52,30 @@ def _loaded(changes):
 
 
 async def serve(source, options=ServerOptions()):
-    """Serves `source` (see `multisensory.exports.servables`) until interrupted."""
+    """Serves `source` (see `multisensory.exports.server.servables`) until interrupted."""
     loop = asyncio.get_running_loop()
     servables = Servables(source)
-    _loaded(await loop.run_in_executor(None, servables.poll))
+    _loaded(await loop.run_in_executor(None, servables.start))
     batcher = Batcher(options.batching)
     app = rest_app(servables, batcher, options.max_body_bytes, options.request_timeout_s)
     rest = uvicorn.Server(uvicorn.Config(app, host=options.host, port=options.port, log_level="warning",
                                          access_log=False, lifespan="off"))
     grpc_server = None
     if options.grpc_port is not None:
+        # no SO_REUSEPORT: a second server on a port in use is refused (as TF-Serving's), not run beside the first
         grpc_server = grpc.aio.server(options=[("grpc.max_receive_message_length", options.max_body_bytes),
-                                               ("grpc.max_send_message_length", options.max_body_bytes)])
+                                               ("grpc.max_send_message_length", options.max_body_bytes),
+                                               ("grpc.so_reuseport", 0)])
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             PredictionService(servables, batcher), grpc_server)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(servables), grpc_server)
-        grpc_server.add_insecure_port(f"{options.host}:{options.grpc_port}")
+        try:
+            bound = grpc_server.add_insecure_port(f"{options.host}:{options.grpc_port}")
+        except RuntimeError:
+            bound = 0
+        if not bound:
+            raise OSError(errno.EADDRINUSE, f"gRPC port {options.host}:{options.grpc_port} cannot be bound (in use by "
+                                            "another server?); pass another --grpc-port")
         await grpc_server.start()
 
     async def poll():
