@@ -37,6 +37,9 @@ the registered datasets. A spec:
 - `"standardize": true` on a modality: the model standardises it with the training split's mean and standard
   deviation over the last axis (`Modality.standardize`, applied inside the model, so a saved or exported model
   takes the features as the files hold them). Noise is added to the features as the files hold them.
+- Larger than memory: each split as TFRecord shards (`"files": {"train": "train-*.tfrecord", ...}`, a glob or a
+  list), streamed with bounded memory (`multisensory.datasets.shards`; `multisensory dataset convert` writes any
+  dataset so).
 - `nonfinite`: what a NaN or infinite feature gets: `"error"` (default: refused with file, row and column), `"zero"`
   (replaced by 0) or `"drop"` (the example is left out); `check` reports how many there are either way.
 
@@ -50,6 +53,7 @@ import os
 
 import numpy as np
 
+from . import shards
 from .dataset_info import MODALITY_KINDS, DatasetInfo, Modality, Task
 from .files import DataFileError, cache_watching, check_labels, reading, regular_file
 from .registry import SPLITS, array_source
@@ -57,7 +61,8 @@ from .sequence_features import real_steps
 
 SPEC = "dataset.json"
 LENGTHS = "_lengths"  # an array `<modality>_lengths` gives a variable-length modality's real steps per example
-KEYS = {"name", "description", "modalities", "task", "label", "files", "split", "delimiter", "header", "nonfinite"}
+KEYS = {"name", "description", "modalities", "task", "label", "files", "split", "delimiter", "header", "nonfinite",
+        "examples", "shuffle_buffer"}
 MODALITY_KEYS = {"name", "kind", "shape", "dtype", "description", "columns", "standardize"}
 TASK_KEYS = {"type", "num_classes", "range", "metrics"}
 NONFINITE = ("error", "zero", "drop")
@@ -172,22 +177,49 @@ def _check_types(spec, spec_path):
                    "an integer" if key == "seed" else "a fraction from 0 to 1", value)
 
 
+def _shard_paths(path, spec):
+    """{split: shard files} of a sharded dataset folder (`multisensory.datasets.shards`)."""
+    folder = os.path.dirname(_spec_path(path))
+    return {split: shards.shard_paths(folder, spec["files"][split], split, _inside) for split in SPLITS}
+
+
+def _shard_scan(path, spec, split):
+    return shards.scan(os.path.dirname(_spec_path(path)), split, _shard_paths(path, spec)[split], spec)
+
+
+def _shard_sizes(path, spec):
+    given = spec.get("examples")
+    if isinstance(given, dict) and set(given) == set(SPLITS):
+        return {split: int(given[split]) for split in SPLITS}
+    return {split: _shard_scan(path, spec, split)["examples"] for split in SPLITS}
+
+
 def info(path):
     """The `DatasetInfo` of a dataset folder, with its split sizes."""
-    spec, splits = read_spec(path), read_splits(os.path.dirname(_spec_path(path)))
+    spec = read_spec(path)
     task = spec["task"]
-    train = splits["train"][0]
+    if shards.is_sharded(spec):
+        sizes = _shard_sizes(path, spec)
+        statistics = _shard_scan(path, spec, "train")["statistics"] if any(
+            m.get("standardize") for m in spec["modalities"]) else {}
+
+        def standardize(m):
+            return statistics[m["name"]]
+    else:
+        splits = read_splits(os.path.dirname(_spec_path(path)))
+        train = splits["train"][0]
+        sizes = {split: len(labels) for split, (_, labels, _) in splits.items()}
+
+        def standardize(m):
+            return _statistics(train[m["name"]], m, train.get(f"{m['name']}{LENGTHS}"))
     return DatasetInfo(
         name=spec.get("name", os.path.basename(os.path.dirname(_spec_path(path)))),
         modalities=tuple(Modality(m["name"], tuple(m["shape"]), m.get("dtype", "float32"), m.get("kind", "vector"),
-                                  m.get("description", ""),
-                                  _statistics(train[m["name"]], m, train.get(f"{m['name']}{LENGTHS}"))
-                                  if m.get("standardize") else None)
+                                  m.get("description", ""), standardize(m) if m.get("standardize") else None)
                          for m in spec["modalities"]),
         task=Task(task["type"], num_classes=task.get("num_classes"), value_range=task.get("range"),
                   metrics=task.get("metrics", ())),
-        splits={split: len(labels) for split, (_, labels, _) in splits.items()},
-        source=spec.get("description", _spec_path(path)))
+        splits=sizes, source=spec.get("description", _spec_path(path)))
 
 
 def _statistics(x, modality, lengths=None):
@@ -451,7 +483,11 @@ def read_splits(folder):
 
 
 def load_split(path, split):
-    """The `Source` of one split of the dataset folder at `path`."""
+    """The `Source` of one split of the dataset folder at `path` (streamed from shards where the spec names them)."""
+    spec = read_spec(path)
+    if shards.is_sharded(spec):
+        return shards.stream_source(os.path.dirname(_spec_path(path)), spec, split, _shard_paths(path, spec)[split],
+                                    _shard_sizes(path, spec)[split])
     features, labels, _ = read_splits(os.path.dirname(_spec_path(path)))[split]
     lengths = {k[:-len(LENGTHS)]: v for k, v in features.items() if k.endswith(LENGTHS)}
     return array_source({k: v for k, v in features.items() if not k.endswith(LENGTHS)}, labels, lengths=lengths)
@@ -462,6 +498,8 @@ def check(path):
     label range, non-finite examples and the policy applied, the scale of each modality's training features with a
     hint to standardise those far from unit scale. Raises `DataFileError` at the first problem."""
     dataset_info = info(path)
+    if shards.is_sharded(read_spec(path)):
+        return _check_shards(path, dataset_info)
     splits = read_splits(os.path.dirname(_spec_path(path)))
     lines = [f"dataset '{dataset_info.name}' ({_spec_path(path)})",
              "modalities: " + ", ".join(f"{m.name} {m.kind} {list(m.shape)} {m.dtype}"
@@ -483,6 +521,34 @@ def check(path):
     for m in spec["modalities"]:
         lines.append(f"  {m['name']}: " + scale_summary(_statistics(train[m["name"]], m,
                                                                     train.get(f"{m['name']}{LENGTHS}")),
+                                                        bool(m.get("standardize"))))
+    return "\n".join(lines)
+
+
+def _check_shards(path, dataset_info):
+    """`check` of a sharded folder: every shard's schema and every record read once (streamed, cached)."""
+    spec, paths = read_spec(path), _shard_paths(path, read_spec(path))
+    lines = [f"dataset '{dataset_info.name}' ({_spec_path(path)}), TFRecord shards",
+             "modalities: " + ", ".join(f"{m.name} {m.kind} {list(m.shape)} {m.dtype}"
+                                        for m in dataset_info.modalities)]
+    scans = {}
+    for split in SPLITS:
+        shards.check_schema(paths[split], spec)
+        scans[split] = scan = shards.scan(os.path.dirname(_spec_path(path)), split, paths[split], spec)
+        given = (spec.get("examples") or {}).get(split)
+        if given is not None and int(given) != scan["examples"]:
+            raise DataFileError(f"'{_spec_path(path)}': 'examples' says {given} for split '{split}'; its shards hold "
+                                f"{scan['examples']}.")
+        if scan["nonfinite"] and spec.get("nonfinite", "error") == "error":
+            raise DataFileError(f"Split '{split}' has {scan['nonfinite']} example(s) with non-finite values; fix "
+                                "them or set \"nonfinite\" to \"zero\" or \"drop\".")
+        labels = ("classes " + " ".join(f"{k}:{c}" for k, c in enumerate(scan["classes"]))
+                  if scan["classes"] else "regression labels")
+        lines.append(f"{split:>10s}: {scan['examples']} examples in {len(paths[split])} shard(s); {labels}; "
+                     f"non-finite examples: {scan['nonfinite']}")
+    lines.append("scale of the training features (per feature over the last axis):")
+    for m in spec["modalities"]:
+        lines.append(f"  {m['name']}: " + scale_summary(scans["train"]["statistics"][m["name"]],
                                                         bool(m.get("standardize"))))
     return "\n".join(lines)
 

@@ -39,13 +39,17 @@ class Source:
         lengths: callable or None. Maps example indices (batch,) to `{modality: real steps (batch,)}` of the
             variable-length modalities whose lengths the files give; their noise goes on those steps only
             (`multisensory.datasets.noise`).
+        stream: callable or None. For data read from files as it is used (`multisensory.datasets.shards`):
+            `stream(batch_size, shuffle, seed, drop_remainder)` returns the batched `(features, labels)` dataset, and
+            `fetch` is None.
     """
 
     size: int
-    fetch: Callable
+    fetch: Callable | None
     raw: Callable | None = None
     raw_modalities: tuple = ()
     lengths: Callable | None = None
+    stream: Callable | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,16 +211,19 @@ def load(name, split, data_dir=None, batch_size=32, noise=None, dropout=None, dr
     source = loader(split, data_dir=data_dir, seed=seed, **options)
     shuffle = split == "train" if shuffle is None else shuffle
 
-    indices = tf.data.Dataset.range(source.size)
-    if shuffle:
-        indices = indices.shuffle(source.size, seed=seed, reshuffle_each_iteration=True)
     noisy = [m for m, v in (noise or {}).items() if v is not None and v != float("inf")]
     raw = source.raw() if any(m in source.raw_modalities for m in noisy) else None
-    fetch = raw.fetch if raw else source.fetch
-    if source.lengths is not None and noisy:
-        fetch = (lambda f: lambda indices: (*f(indices), source.lengths(indices)))(fetch)
-    dataset = indices.batch(batch_size, drop_remainder=drop_remainder).map(
-        fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if source.stream is not None:
+        dataset = source.stream(batch_size, shuffle, seed, drop_remainder)
+    else:
+        indices = tf.data.Dataset.range(source.size)
+        if shuffle:
+            indices = indices.shuffle(source.size, seed=seed, reshuffle_each_iteration=True)
+        fetch = raw.fetch if raw else source.fetch
+        if source.lengths is not None and noisy:
+            fetch = (lambda f: lambda indices: (*f(indices), source.lengths(indices)))(fetch)
+        dataset = indices.batch(batch_size, drop_remainder=drop_remainder).map(
+            fetch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if dropout or drop:  # the absent value of a standardised modality is its training mean, from the data's info
         dataset_info = _described(name, dataset_info, data_dir, options)
     dataset = noise_lib.augment(dataset, dataset_info.modality_names, snr=noise, dropout=dropout, drop=drop,
@@ -225,6 +232,14 @@ def load(name, split, data_dir=None, batch_size=32, noise=None, dropout=None, dr
                                 sequences=[m.name for m in dataset_info.modalities if m.is_sequence],
                                 absent=absent_values(dataset_info))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def split_size(name, split, data_dir=None, seed=0, **options):
+    """The number of examples of a split as `load` gives it (with the same options)."""
+    dataset_info, loader, _ = _lookup(name)
+    if dataset_info.files:
+        data_dir = resolve_data_dir(dataset_info, data_dir)
+    return loader(split, data_dir=data_dir, seed=seed, **options).size
 
 
 def _described(name, dataset_info, data_dir, options):

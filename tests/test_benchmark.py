@@ -71,5 +71,5 @@ def test_a_benchmark_shared_by_two_workers_resumes_and_reports(tmp_path, capsys)
     assert against["n"] == 96  # the test split's examples (num_examples per split)
     repeated = list(argv)
     repeated[repeated.index("--models") + 1] = "late_fusion,late_fusion"
-    assert commands.main(repeated) == 2 and "must not repeat" in capsys.readouterr().err
+    assert commands.main(repeated) == 2 and "labels do not repeat" in capsys.readouterr().err
     assert commands.main(argv + ["--worker", "2/2"]) == 2

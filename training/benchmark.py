@@ -1,7 +1,7 @@
 """`multisensory benchmark`: which fusion for my data, and is the difference real.
 
 `benchmark(dataset, models, out)` trains every model with every seed as ordinary run folders
-(`<out>/runs/<model>/seed-<s>/`, `runs.train`: the epoch selected on the task's main validation metric), optionally
+(`<out>/runs/<label>/seed-<s>/`, `runs.train`: the epoch selected on the task's main validation metric), optionally
 after a KerasTuner study per model (`tune_trials`: the seeds then run at the best trial's configuration, learning rate
 and batch size, `tuning.trial_settings`), and writes one report from whatever runs are finished:
 
@@ -20,6 +20,10 @@ and batch size, `tuning.trial_settings`), and writes one report from whatever ru
 Rerunning the same benchmark reuses finished runs (same settings) and resumes an interrupted one; `overwrite=True`
 starts every run over. `worker=(i, n)` takes every n-th run from the i-th, so several processes or machines sharing
 `out` finish one benchmark (each run folder is locked while trained); any of them writes the report of what is done.
+
+An entry of `models` is a zoo model's name, or `label=model` to compare configurations of one model (e.g.
+`add=higgs_mlp` and `mul=higgs_mlp` with `config={"add": {"variant": "add"}, "mul": {"variant": "mul"}}`); reports,
+folders and configurations are keyed by the label.
 """
 
 import math
@@ -53,6 +57,19 @@ class EpochTimes(keras.callbacks.Callback):
                             "examples_per_s": float((logs or {}).get("examples_per_s", 0.0))})
 
 
+def entries(models):
+    """{label: zoo model} of `models` entries ("model" or "label=model")."""
+    parsed = {}
+    for entry in models:
+        label, sep, model = entry.partition("=")
+        label, model = label.strip(), (model if sep else label).strip()
+        if not label or not model or label in parsed:
+            raise ValueError(f"Models must be names or label=model entries whose labels do not repeat, got "
+                             f"{list(models)}.")
+        parsed[label] = model
+    return parsed
+
+
 def plan(models, seeds):
     """[(model, seed)] in the order runs are taken (seed-major, so that early reports compare every model)."""
     return [(model, seed) for seed in seeds for model in models]
@@ -62,19 +79,19 @@ def run_folder(out, model, seed):
     return os.path.join(out, "runs", model, f"seed-{seed}")
 
 
-def _model_settings(model, dataset, out, config, tune_trials, tune_epochs, common, verbose):
+def _model_settings(label, model, dataset, out, config, tune_trials, tune_epochs, common, verbose):
     """(config, learning_rate, batch_size) a model's seeds run with: the given ones, or a study's best trial's."""
     if not tune_trials:
         return dict(config), common.get("learning_rate"), common.get("batch_size")
     from . import tuning
 
-    study, _ = tuning.tune(model, dataset, directory=os.path.join(out, "studies"), project_name=model,
+    study, _ = tuning.tune(model, dataset, directory=os.path.join(out, "studies"), project_name=label,
                            max_trials=tune_trials, epochs=tune_epochs, batch_size=common.get("batch_size") or 32,
                            data_dir=common.get("data_dir"), seed=0, config=config,
                            dataset_options=common.get("dataset_options"), noise=common.get("noise"),
                            verbose=verbose)
     best = tuning.ranking(study).best
-    trial = tuning.trial_settings(os.path.join(out, "studies", model, f"trial_{best.trial_id}"))
+    trial = tuning.trial_settings(os.path.join(out, "studies", label, f"trial_{best.trial_id}"))
     return trial["config"], trial["learning_rate"], trial["batch_size"]
 
 
@@ -85,21 +102,25 @@ def benchmark(dataset, models, out, seeds=(0, 1, 2), epochs=5, config=None, tune
 
     Args:
         dataset: str. A dataset name or folder.
-        models: list of str. Zoo models.
+        models: list of str. Zoo models, or `label=model` entries (see the module docstring).
         out: str. The benchmark's folder.
         seeds: the seeds every model runs with (the same for all: paired runs).
-        config: dict {model: {key: value}} of model configurations.
+        config: dict {label: {key: value}} of model configurations.
         tune_trials: int. Trials of a study per model before the seeds (0: none); `tune_epochs` epochs per trial
             (default `epochs`).
         baseline: str. The model every other is compared with (default the first).
         worker: (i, n). This process trains runs i, i + n, i + 2n, ... of `plan(models, seeds)`.
         Other arguments as `runs.train`'s.
     """
-    models, seeds = list(models), [int(s) for s in seeds]
+    zoo_models, seeds = entries(models), [int(s) for s in seeds]
+    models = list(zoo_models)
     if not models:
         raise ValueError("A benchmark needs at least one model.")
-    if len(set(models)) != len(models) or len(set(seeds)) != len(seeds):
-        raise ValueError(f"Models and seeds must not repeat, got {models} and {seeds}.")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"Seeds must not repeat, got {seeds}.")
+    unknown = sorted(set(config or {}) - set(models))
+    if unknown:
+        raise ValueError(f"Configurations for {unknown}, which are not among the models {models}.")
     baseline = baseline or models[0]
     if baseline not in models:
         raise ValueError(f"The baseline '{baseline}' is not one of the models {models}.")
@@ -116,13 +137,13 @@ def benchmark(dataset, models, out, seeds=(0, 1, 2), epochs=5, config=None, tune
         if (number - 1) % count != index:
             continue
         if model not in tuned:
-            tuned[model] = _model_settings(model, dataset, out, config[model], tune_trials, tune_epochs or epochs,
-                                           common, verbose)
+            tuned[model] = _model_settings(model, zoo_models[model], dataset, out, config[model], tune_trials,
+                                           tune_epochs or epochs, common, verbose)
         model_config, rate, batch = tuned[model]
         folder = run_folder(out, model, seed)
         print(f"run {number}/{len(work)}: {model} seed {seed}", flush=True)
         times = EpochTimes()
-        runs.train(model, dataset, folder, data_dir=data_dir, epochs=epochs, batch_size=batch, noise=noise,
+        runs.train(zoo_models[model], dataset, folder, data_dir=data_dir, epochs=epochs, batch_size=batch, noise=noise,
                    seed=seed, config=model_config, dataset_options=dataset_options, callbacks=[times],
                    existing="overwrite" if overwrite else "reuse", verbose=verbose, patience=patience,
                    learning_rate=rate)

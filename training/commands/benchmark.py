@@ -10,11 +10,12 @@ def add_arguments(parser):
     parser.add_argument("--dataset", required=True,
                         help="dataset name (see `multisensory list`) or the path of a dataset folder")
     parser.add_argument("--models", required=True, type=arguments.names,
-                        help="zoo models, comma-separated (the first is the default baseline)")
+                        help="zoo models, comma-separated, each a name or label=model (several configurations "
+                             "of one model); the first is the default baseline")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per model: 0, 1, ... (default 3)")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--config", action="append", metavar="MODEL:KEY=VALUE",
-                        help="a model's configuration, e.g. tfn:width=16 (repeatable)")
+                        help="a model's configuration by its label, e.g. tfn:width=16 (repeatable)")
     parser.add_argument("--tune-trials", type=int, default=0,
                         help="a KerasTuner study of that many trials per model first; the seeds run at its best")
     parser.add_argument("--baseline", help="the model every other is compared with (default: the first)")
@@ -35,16 +36,17 @@ def add_arguments(parser):
 def validate(args):
     if args.seeds < 1 or args.epochs < 1 or args.tune_trials < 0:
         raise ValueError("--seeds and --epochs must be at least 1, --tune-trials at least 0.")
-    if not args.models or len(set(args.models)) != len(args.models):
-        raise ValueError(f"--models must name one or more models and must not repeat one, got {list(args.models)}.")
+    labels = [entry.partition("=")[0].strip() for entry in args.models]  # `benchmark.entries` checks them
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"--models: labels do not repeat, got {list(args.models)}.")
     index, _, count = args.worker.partition("/")
     if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
         raise ValueError(f"--worker must be I/N with 0 <= I < N, got '{args.worker}'.")
     configs = {}
     for item in args.config or ():
         model, sep, assignment = item.partition(":")
-        if not sep or model not in args.models:
-            raise ValueError(f"--config takes MODEL:KEY=VALUE with MODEL one of {list(args.models)}, got '{item}'.")
+        if not sep or model not in labels:
+            raise ValueError(f"--config takes MODEL:KEY=VALUE with MODEL one of {labels}, got '{item}'.")
         configs.setdefault(model, []).append(assignment)
     args.configs = {m: arguments.parse_assignments(items) for m, items in configs.items()}
     if args.patience is not None and args.patience < 0:

@@ -1,0 +1,298 @@
+"""Datasets larger than memory: a dataset folder whose splits are sharded TFRecord files, streamed by `tf.data`.
+
+A spec names each split's shards by a glob or a list of file names (inside the folder):
+
+    "files": {"train": "train-*.tfrecord", "validation": "validation-*.tfrecord", "test": ["test-0.tfrecord"]},
+    "examples": {"train": 900000, "validation": 50000, "test": 50000},     (optional: counted once otherwise)
+    "shuffle_buffer": 10000                                                  (optional: examples in the buffer)
+
+Each record is a `tf.train.Example` with one feature per modality (its values flattened row-major: a float list,
+or an int64 list for integer dtypes) and the label (`"label"`, or the spec's `label`: int64 for classification, float
+for regression). `multisensory dataset convert SRC DST --shards N` writes any dataset so (`write`), in one pass over
+batches, never holding the dataset.
+
+Reading (`stream_source`): the shard list is reshuffled every epoch from the seed, shards are read in parallel and
+interleaved, examples pass a shuffle buffer (the seed's, reshuffled each epoch), then are batched and parsed: memory
+stays bounded by the buffer and the prefetched batches, whatever the data's size, and a seed gives the same order.
+Evaluation splits (no shuffling) are read shard after shard in the listed order. Under a multi-worker strategy
+`tf.data` shards such a pipeline by file (its AUTO policy), each worker reading its own shards; with fewer shards than
+workers TensorFlow falls back to sharding by example, and says so.
+
+Statistics (`scan`): example counts, class counts, non-finite values and each modality's per-feature mean and
+standard deviation (over the last axis, what `"standardize": true` uses) come from one streaming pass, cached in the
+folder (`CACHE`) keyed by the shards' names, sizes and modification times, so a second run does not read the data
+again. The first record of every shard is checked against the spec before anything trains (a missing field, another
+type or length is named with the shard); a truncated shard is named with the record where it breaks.
+Variable-length modalities are not supported in shards (give them as arrays in a folder of `.npz`/`.npy` files).
+"""
+
+import glob
+import json
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from .files import DataFileError
+
+SUFFIXES = (".tfrecord", ".tfrecords")
+CACHE = ".multisensory-stats.json"
+SHUFFLE_BUFFER = 10_000
+PARALLEL_SHARDS = 4
+
+
+def is_sharded(spec):
+    """Whether a spec's splits are TFRecord shards (see the module docstring)."""
+    files = spec.get("files")
+    if not isinstance(files, dict):
+        return False
+    names = [n for v in files.values() for n in (v if isinstance(v, list) else [v])]
+    return bool(names) and all(isinstance(n, str) and n.lower().endswith(SUFFIXES) for n in names)
+
+
+def shard_paths(folder, entry, split, inside):
+    """The sorted shard files of one split: a glob or a list of names, each inside the folder (`inside`)."""
+    names = entry if isinstance(entry, list) else [entry]
+    paths = []
+    for name in names:
+        inside(folder, name)
+        matched = sorted(glob.glob(os.path.join(folder, name))) if glob.has_magic(name) else [
+            os.path.join(folder, name)]
+        if not matched or not all(os.path.isfile(p) for p in matched):
+            raise DataFileError(f"'{folder}': split '{split}': no file matches '{name}' (see "
+                                "multisensory.datasets.shards).")
+        paths += [inside(folder, os.path.relpath(p, folder)) for p in matched]
+    return paths
+
+
+def _label_key(spec):
+    label = spec.get("label", "label")
+    if not isinstance(label, str):
+        raise DataFileError("A sharded dataset's 'label' must be the name of the label feature.")
+    return label
+
+
+def _integer(dtype):
+    return np.dtype(dtype).kind in "iub"
+
+
+def _modalities(spec):
+    for m in spec["modalities"]:
+        if None in m["shape"]:
+            raise DataFileError(f"Modality '{m['name']}' has a variable number of steps, which TFRecord shards do not "
+                                "hold here; give it as arrays in .npz or .npy files (multisensory.datasets.folder).")
+    return spec["modalities"]
+
+
+def feature_spec(spec):
+    """{feature: tf.io.FixedLenFeature} of a record."""
+    features = {m["name"]: tf.io.FixedLenFeature([math.prod(m["shape"])],
+                                                 tf.int64 if _integer(m.get("dtype", "float32")) else tf.float32)
+                for m in _modalities(spec)}
+    features[_label_key(spec)] = tf.io.FixedLenFeature(
+        [], tf.int64 if spec["task"]["type"] == "classification" else tf.float32)
+    return features
+
+
+def _parse(spec):
+    """serialized records (batch,) -> ({modality: (batch, *shape) in its dtype}, labels)."""
+    features, label = feature_spec(spec), _label_key(spec)
+    shapes = {m["name"]: (m["shape"], m.get("dtype", "float32")) for m in spec["modalities"]}
+    classification = spec["task"]["type"] == "classification"
+
+    def parse(records):
+        parsed = tf.io.parse_example(records, features)
+        x = {name: tf.cast(tf.reshape(parsed[name], [-1, *shape]), dtype) for name, (shape, dtype) in shapes.items()}
+        y = tf.cast(parsed[label], tf.int32 if classification else tf.float32)
+        return x, y
+
+    return parse
+
+
+def check_schema(paths, spec):
+    """Checks the first record of every shard against the spec; the error names the shard and the field."""
+    label = _label_key(spec)
+    expected = {m["name"]: ("int64_list" if _integer(m.get("dtype", "float32")) else "float_list",
+                            math.prod(m["shape"])) for m in _modalities(spec)}
+    expected[label] = ("int64_list" if spec["task"]["type"] == "classification" else "float_list", 1)
+    for path in paths:
+        try:
+            first = next(iter(tf.data.TFRecordDataset(path).take(1)), None)
+        except tf.errors.OpError as error:
+            raise DataFileError(f"'{path}' cannot be read as TFRecords: {error.message.splitlines()[0]}") from None
+        if first is None:
+            continue  # an empty shard
+        try:
+            example = tf.train.Example.FromString(first.numpy())
+        except Exception as error:  # protobuf's DecodeError
+            raise DataFileError(f"'{path}': record 1 is not a tf.train.Example ({type(error).__name__}).") from None
+        fields = example.features.feature
+        for name, (kind, length) in expected.items():
+            if name not in fields:
+                raise DataFileError(f"'{path}': record 1 has no field '{name}'; it holds {sorted(fields)}.")
+            found = fields[name].WhichOneof("kind")
+            size = len(getattr(fields[name], found).value) if found else 0
+            if found != kind or size != length:
+                raise DataFileError(f"'{path}': field '{name}' of record 1 is {found} of {size} value(s); the spec "
+                                    f"says {kind} of {length}.")
+
+
+def _state(paths):
+    return [[os.path.basename(p), os.path.getsize(p), os.stat(p).st_mtime_ns] for p in paths]
+
+
+def scan(folder, split, paths, spec, batch_size=4096):
+    """{"examples", "classes", "nonfinite", "statistics": {modality: {"mean", "std"}}} of a split's shards, from one
+    streaming pass (cached in `CACHE`; see the module docstring). A truncated shard is named with its record."""
+    cache_path = os.path.join(folder, CACHE)
+    key = json.dumps({"split": split, "shards": _state(paths), "modalities": spec["modalities"],
+                      "task": spec["task"], "label": _label_key(spec)}, sort_keys=True)
+    try:
+        with open(cache_path) as f:
+            cache = json.load(f)
+    except (OSError, ValueError):
+        cache = {}
+    if key in cache:
+        return cache[key]
+    parse, classes = _parse(spec), spec["task"].get("num_classes") or 0
+    sums, squares, counts, nonfinite, label_counts, examples = {}, {}, {}, 0, np.zeros(classes, "int64"), 0
+    for path in paths:
+        done = 0
+        try:
+            for records in tf.data.TFRecordDataset(path).batch(batch_size):
+                x, y = parse(records)
+                done += int(y.shape[0])
+                finite = np.ones(int(y.shape[0]), bool)
+                for name, values in x.items():
+                    v = values.numpy().astype("float64")
+                    rows = np.isfinite(v.reshape(len(v), -1)).all(axis=1)
+                    finite &= rows
+                    steps = np.nan_to_num(v[rows]).reshape(-1, v.shape[-1] if v.ndim > 1 else 1)
+                    sums[name] = sums.get(name, 0) + steps.sum(0)
+                    squares[name] = squares.get(name, 0) + (steps ** 2).sum(0)
+                    counts[name] = counts.get(name, 0) + len(steps)
+                nonfinite += int((~finite).sum())
+                if classes:
+                    labels = y.numpy()
+                    if labels.min() < 0 or labels.max() >= classes:
+                        raise DataFileError(f"'{path}': a label outside the classes 0..{classes - 1} near record "
+                                            f"{done}.")
+                    label_counts += np.bincount(labels, minlength=classes)
+        except tf.errors.DataLossError as error:
+            raise DataFileError(f"'{path}' is truncated or corrupt after record {done}: "
+                                f"{error.message.splitlines()[0]}") from None
+        examples += done
+    statistics = {}
+    for name in sums:
+        mean = sums[name] / max(counts[name], 1)
+        std = np.sqrt(np.maximum(squares[name] / max(counts[name], 1) - mean ** 2, 0.0))
+        statistics[name] = {"mean": mean.tolist(), "std": std.tolist()}
+    result = {"examples": examples, "classes": label_counts.tolist(), "nonfinite": nonfinite,
+              "statistics": statistics}
+    cache[key] = result
+    temporary = f"{cache_path}.tmp-{os.getpid()}"
+    try:
+        with open(temporary, "w") as f:
+            json.dump(cache, f)
+        os.replace(temporary, cache_path)
+    except OSError:  # a read-only folder: no cache, the pass is made again next time
+        pass
+    return result
+
+
+def stream_source(folder, spec, split, paths, size):
+    """A streaming `Source` of one split (see the module docstring)."""
+    from .registry import Source
+
+    check_schema(paths, spec)
+    parse = _parse(spec)
+    buffer = int(spec.get("shuffle_buffer", SHUFFLE_BUFFER))
+    policy = spec.get("nonfinite", "error")
+
+    def stream(batch_size, shuffle, seed, drop_remainder):
+        files = tf.data.Dataset.from_tensor_slices(paths)
+        if shuffle:
+            files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+            records = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(paths), PARALLEL_SHARDS),
+                                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            records = records.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        else:
+            records = files.flat_map(tf.data.TFRecordDataset)  # the shards' order, each shard's records in turn
+        if policy == "drop":  # examples with a non-finite value are left out before batching
+            records = records.batch(1024).map(parse, num_parallel_calls=tf.data.AUTOTUNE).unbatch().filter(
+                lambda x, y: tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32)))
+                                            for v in x.values()]))
+            return records.batch(batch_size, drop_remainder=drop_remainder)
+        batches = records.batch(batch_size, drop_remainder=drop_remainder).map(
+            parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if policy == "zero":
+            batches = batches.map(lambda x, y: ({k: tf.where(tf.math.is_finite(v), v, tf.zeros_like(v))
+                                                 if v.dtype.is_floating else v for k, v in x.items()}, y))
+        return batches
+
+    return Source(int(size), None, stream=stream)
+
+
+def write(source, out, shards=4, data_dir=None, batch_size=512, **options):
+    """Writes dataset `source` (a name or folder) as sharded TFRecords under `out` with its spec (see the module
+    docstring); returns the spec. Each split's examples go to `shards` files of consecutive examples, in order."""
+    from . import registry
+
+    info = registry.info(source, data_dir=data_dir, **options)
+    for m in info.modalities:
+        if None in m.shape:
+            raise ValueError(f"Modality '{m.name}' of '{source}' has a variable number of steps, which TFRecord "
+                             "shards do not hold here.")
+    if int(shards) < 1:
+        raise ValueError(f"shards must be at least 1, got {shards}.")
+    os.makedirs(out, exist_ok=True)
+    if os.path.exists(os.path.join(out, "dataset.json")):
+        raise FileExistsError(f"'{out}' holds a dataset already (dataset.json); choose another folder.")
+    integer = {m.name: _integer(m.dtype) for m in info.modalities}
+    classification = info.task.type == "classification"
+    counts = {}
+    for split in registry.SPLITS:
+        size = registry.split_size(source, split, data_dir=data_dir, **options)
+        per_shard = max(1, math.ceil(size / int(shards)))
+        names = [f"{split}-{k:05d}-of-{int(shards):05d}.tfrecord" for k in range(int(shards))]
+        written, writer, current = 0, None, -1
+        try:
+            for x, y in registry.load(source, split, data_dir=data_dir, batch_size=batch_size, shuffle=False,
+                                      **options):
+                x, y = {k: v.numpy() for k, v in x.items()}, y.numpy()
+                for i in range(len(y)):
+                    shard = min(written // per_shard, int(shards) - 1)
+                    if shard != current:
+                        if writer is not None:
+                            writer.close()
+                        writer, current = tf.io.TFRecordWriter(os.path.join(out, names[shard])), shard
+                    feature = {k: tf.train.Feature(int64_list=tf.train.Int64List(value=v[i].reshape(-1)))
+                               if integer[k] else tf.train.Feature(float_list=tf.train.FloatList(
+                                   value=v[i].reshape(-1))) for k, v in x.items()}
+                    feature["label"] = (tf.train.Feature(int64_list=tf.train.Int64List(value=[int(y[i])]))
+                                        if classification else
+                                        tf.train.Feature(float_list=tf.train.FloatList(value=[float(y[i])])))
+                    writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+                    written += 1
+        finally:
+            if writer is not None:
+                writer.close()
+        for name in names[current + 1:]:  # fewer examples than shards: the rest are empty
+            tf.io.TFRecordWriter(os.path.join(out, name)).close()
+        counts[split] = written
+    task = {"type": info.task.type, **({"metrics": list(info.task.metrics)} if info.task.metrics else {})}
+    if classification:
+        task["num_classes"] = info.task.num_classes
+    elif info.task.value_range:
+        task["range"] = list(info.task.value_range)
+    spec = {"name": info.name, "description": f"{info.name} as TFRecord shards (multisensory dataset convert)",
+            "modalities": [{"name": m.name, "kind": m.kind, "shape": list(m.shape), "dtype": m.dtype,
+                            # standardised inside the model: kept where the source had it, and for every vector
+                            "standardize": m.standardize is not None or m.kind == "vector"}
+                           for m in info.modalities],
+            "task": task, "label": "label", "files": {s: f"{s}-*.tfrecord" for s in registry.SPLITS},
+            "examples": counts, "shuffle_buffer": SHUFFLE_BUFFER}
+    with open(os.path.join(out, "dataset.json"), "w") as f:
+        json.dump(spec, f, indent=2)
+    return spec

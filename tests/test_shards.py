@@ -1,0 +1,123 @@
+"""Sharded TFRecord dataset folders: converted from any dataset, streamed in the source's examples and a seed's
+order, trained on from the command line, statistics cached, and bad shards named."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from multisensory import datasets
+from multisensory.datasets import folder, shards
+from multisensory.datasets.files import DataFileError
+from multisensory.training import commands
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("shards") / "av")
+    shards.write("synthetic_av", out, shards=3, num_examples=100)
+    return out
+
+
+def _epoch(path, split, seed=0, shuffle=None, **options):
+    xs, ys = [], []
+    for x, y in datasets.load(path, split, batch_size=32, seed=seed, shuffle=shuffle, **options):
+        xs.append(x["audio"].numpy())
+        ys.append(y.numpy())
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def test_shards_stream_the_sources_examples_in_a_seeds_order(converted):
+    spec = json.load(open(os.path.join(converted, "dataset.json")))
+    assert spec["examples"] == {"train": 100, "validation": 100, "test": 100}
+    assert spec["files"]["train"] == "train-*.tfrecord" and len(os.listdir(converted)) == 10
+    audio, labels = _epoch(converted, "test", shuffle=False)  # evaluation: the source's order exactly
+    source_audio, source_labels = _epoch("synthetic_av", "test", shuffle=False, num_examples=100)
+    np.testing.assert_array_equal(labels, source_labels)
+    np.testing.assert_array_equal(audio, source_audio)
+    first, again, other = (_epoch(converted, "train", seed=s) for s in (1, 1, 2))
+    np.testing.assert_array_equal(first[1], again[1])  # a seed gives one order
+    assert not np.array_equal(first[1], other[1])
+    train_audio, _ = _epoch("synthetic_av", "train", shuffle=False, num_examples=100)
+    order = np.lexsort(first[0].reshape(100, -1).T)  # every training example once an epoch
+    np.testing.assert_array_equal(first[0][order], train_audio[np.lexsort(train_audio.reshape(100, -1).T)])
+    info = datasets.info(converted)
+    assert info.splits == {"train": 100, "validation": 100, "test": 100} and info.task.num_classes == 10
+
+
+def test_statistics_stream_once_and_are_cached_until_a_shard_changes(converted, tmp_path, monkeypatch):
+    import shutil
+
+    path = str(tmp_path / "av")
+    shutil.copytree(converted, path)
+    spec = json.load(open(os.path.join(path, "dataset.json")))
+    spec["modalities"][1]["standardize"] = True
+    del spec["examples"]  # counted by the same pass
+    json.dump(spec, open(os.path.join(path, "dataset.json"), "w"))
+    audio, _ = _epoch("synthetic_av", "train", shuffle=False, num_examples=100)
+    info = datasets.info(path)
+    steps = audio.reshape(-1, audio.shape[-1]).astype("float64")
+    statistics = dict(info.modalities[1].standardize)
+    np.testing.assert_allclose(statistics["mean"], steps.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(statistics["std"], steps.std(0), rtol=1e-4, atol=1e-6)
+    assert info.splits["validation"] == 100 and os.path.exists(os.path.join(path, shards.CACHE))
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the shards were read again")
+
+    monkeypatch.setattr(shards.tf.data, "TFRecordDataset", no_reading)
+    assert datasets.info(path).splits["train"] == 100  # from the cache
+    shard = os.path.join(path, "train-00000-of-00003.tfrecord")
+    os.utime(shard, ns=(os.stat(shard).st_atime_ns, os.stat(shard).st_mtime_ns + 10**9))
+    with pytest.raises(AssertionError, match="read again"):
+        datasets.info(path)
+
+
+def test_convert_and_train_from_the_command_line(tmp_path, capsys):
+    out = str(tmp_path / "av")
+    assert commands.main(["dataset", "convert", "synthetic_av", out, "--shards", "2", "--dataset-option",
+                          "num_examples=64"]) == 0
+    assert "train 64 examples" in capsys.readouterr().out
+    assert commands.main(["dataset", "check", out]) == 0
+    assert "64 examples in 2 shard(s)" in capsys.readouterr().out
+    assert commands.main(["train", "--model", "additive_fusion", "--dataset", out, "--epochs", "2", "--config",
+                          "width=8", "--batch-size", "16", "--noise", "audio=1", "--out", str(tmp_path / "run"),
+                          "--json", "--quiet"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert 0 <= metrics["accuracy"] <= 1 and np.isfinite(metrics["loss"])
+    assert commands.main(["dataset", "convert", "synthetic_av", out]) == 2  # a dataset is there already
+
+
+def _write(path, examples):
+    with tf.io.TFRecordWriter(path) as writer:
+        for feature in examples:
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+
+
+def test_bad_shards_are_named(converted, tmp_path):
+    import shutil
+
+    path = str(tmp_path / "av")
+    shutil.copytree(converted, path)
+    spec_path = os.path.join(path, "dataset.json")
+    spec = json.load(open(spec_path))
+    spec["files"]["test"] = "nothing-*.tfrecord"
+    json.dump(spec, open(spec_path, "w"))
+    with pytest.raises(DataFileError, match=r"split 'test': no file matches 'nothing-\*\.tfrecord'"):
+        datasets.load(path, "test")
+    spec["files"]["test"] = "test-*.tfrecord"
+    json.dump(spec, open(spec_path, "w"))
+    wrong = os.path.join(path, "test-00003-of-00003.tfrecord")  # a shard without the audio field
+    _write(wrong, [{"image": tf.train.Feature(float_list=tf.train.FloatList(value=[0.0] * 256)),
+                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[1]))}])
+    with pytest.raises(DataFileError, match=r"test-00003-of-00003\.tfrecord': record 1 has no field 'audio'"):
+        datasets.load(path, "test")
+    os.remove(wrong)
+    shard = os.path.join(path, "train-00001-of-00003.tfrecord")
+    data = open(shard, "rb").read()
+    open(shard, "wb").write(data[: len(data) - 300])  # cut inside its last record
+    with pytest.raises(DataFileError, match=r"train-00001-of-00003\.tfrecord' is truncated or corrupt after record"):
+        folder.check(path)
+    assert commands.main(["dataset", "check", path]) == 2
