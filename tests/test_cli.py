@@ -216,3 +216,18 @@ def test_json_output_of_evaluate_train_and_list(tmp_path, capsys):
     assert "additive_fusion" in json.loads(capsys.readouterr().out)["models"]
     assert commands.main(["train", "--model", "additive_fusion", *SMALL, "--learning-rate", "-1"]) == 2
     assert "--learning-rate must be a positive number" in capsys.readouterr().err
+
+
+def test_compare_trains_the_fusion_model_and_one_baseline_per_modality(tmp_path, capsys):
+    """What `make demo` runs, at a tiny size: a rerun reuses the finished runs."""
+    out = str(tmp_path / "compare")
+    argv = ["compare", "--model", "additive_fusion", *SMALL, "--epochs", "1", "--config", "width=8", "--out", out,
+            "--quiet"]
+    assert commands.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "fusion" in text and "image_only" in text and "audio_only" in text
+    assert commands.main(argv + ["--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert set(results) == {"fusion", "image_only", "audio_only"}
+    assert results == json.load(open(os.path.join(out, "compare.json")))
+    assert json.load(open(os.path.join(out, "image_only", "metrics.json")))["settings"]["drop"] == ["audio"]

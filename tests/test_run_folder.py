@@ -287,6 +287,20 @@ def test_a_file_size_limit_is_one_line_exit_2_never_a_crash(tmp_path):
     assert not os.path.exists(os.path.join(out, "metrics.json"))
 
 
+def test_a_disk_without_room_for_the_weights_is_refused_before_writing(tmp_path, monkeypatch):
+    import collections
+
+    model = zoo.create("additive_fusion", "synthetic_av", width=8)
+    model.compile()
+    model.build({"image": (None, 16, 16, 1), "audio": (None, 20, 32)})
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda path: usage(10 ** 9, 10 ** 9 - 4096, 4096))
+    with pytest.raises(OSError, match=r"No space left on device: writing '.*w\.weights\.h5' needs about [\d,]+ bytes, "
+                                      r"4,096 are free") as error:
+        atomic.save_weights(model, str(tmp_path / "w.weights.h5"))
+    assert error.value.errno == errno.ENOSPC and not list(tmp_path.iterdir())
+
+
 def test_bad_arguments_are_one_line_and_exit_2_before_any_training(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     (tmp_path / "cut.keras").write_bytes(b"PK\x03\x04" + bytes(100))
