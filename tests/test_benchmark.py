@@ -73,3 +73,17 @@ def test_a_benchmark_shared_by_two_workers_resumes_and_reports(tmp_path, capsys)
     repeated[repeated.index("--models") + 1] = "late_fusion,late_fusion"
     assert commands.main(repeated) == 2 and "labels do not repeat" in capsys.readouterr().err
     assert commands.main(argv + ["--worker", "2/2"]) == 2
+
+
+def test_a_benchmark_with_a_study_per_model_runs_its_seeds_at_the_best_trial(tmp_path):
+    out = str(tmp_path / "bench")
+    result = benchmark.benchmark("synthetic_av", ["fusion=additive_fusion"], out, seeds=[0], epochs=1,
+                                 config={"fusion": {"width": 8}}, tune_trials=2, batch_size=32,
+                                 dataset_options={"num_examples": 64}, verbose=0)
+    best = json.load(open(os.path.join(out, "studies", "fusion", "best", "metrics.json")))
+    settings = json.load(open(os.path.join(out, "runs", "fusion", "seed-0", "metrics.json")))["settings"]
+    assert settings["learning_rate"] == best["hyperparameters"]["learning_rate"]
+    assert settings["config"] == best["settings"]["config"] and settings["config"]["width"] == 8
+    assert result["models"]["fusion"]["metric"]["n"] == 1 and result["best"] == "fusion"
+    with pytest.raises(ValueError, match="Configurations for \\['tfn'\\], which are not among the models"):
+        benchmark.benchmark("synthetic_av", ["fusion=additive_fusion"], out, config={"tfn": {}})
