@@ -37,8 +37,8 @@ the registered datasets. A spec:
 - `"standardize": true` on a modality: the model standardises it with the training split's mean and standard
   deviation over the last axis (`Modality.standardize`, applied inside the model, so a saved or exported model
   takes the features as the files hold them). Noise is added to the features as the files hold them.
-- Larger than memory: each split as TFRecord shards (`"files": {"train": "train-*.tfrecord", ...}`, a glob or a
-  list), streamed with bounded memory (`multisensory.datasets.shards`; `multisensory dataset convert` writes any
+- Larger than memory: each split as shards (`"files": {"train": "train-*.tfrecord", ...}`, a glob or a list; TFRecord,
+  or files of the formats above), streamed with bounded memory (`multisensory.datasets.shards`; `multisensory dataset convert` writes any
   dataset so).
 - `nonfinite`: what a NaN or infinite feature gets: `"error"` (default: refused with file, row and column), `"zero"`
   (replaced by 0) or `"drop"` (the example is left out); `check` reports how many there are either way.
@@ -183,13 +183,22 @@ def _shard_paths(path, spec):
     return {split: shards.shard_paths(folder, spec["files"][split], split, _inside) for split in SPLITS}
 
 
+def _shard_reader(path, spec):
+    """Reads one shard that is not TFRecord as a whole file of the folder, with every check: (features, labels,
+    non-finite count)."""
+    folder = os.path.dirname(_spec_path(path))
+    return lambda shard: _checked(*_read_file(folder, os.path.relpath(shard, folder), spec), spec)
+
+
 def _shard_scan(path, spec, split):
-    return shards.scan(os.path.dirname(_spec_path(path)), split, _shard_paths(path, spec)[split], spec)
+    return shards.scan(os.path.dirname(_spec_path(path)), split, _shard_paths(path, spec)[split], spec,
+                       _shard_reader(path, spec))
 
 
 def _shard_sizes(path, spec):
     given = spec.get("examples")
-    if isinstance(given, dict) and set(given) == set(SPLITS):
+    tfrecords = all(shards.is_tfrecord(p) for paths in _shard_paths(path, spec).values() for p in paths)
+    if tfrecords and isinstance(given, dict) and set(given) == set(SPLITS):
         return {split: int(given[split]) for split in SPLITS}
     return {split: _shard_scan(path, spec, split)["examples"] for split in SPLITS}
 
@@ -487,7 +496,7 @@ def load_split(path, split):
     spec = read_spec(path)
     if shards.is_sharded(spec):
         return shards.stream_source(os.path.dirname(_spec_path(path)), spec, split, _shard_paths(path, spec)[split],
-                                    _shard_sizes(path, spec)[split])
+                                    _shard_sizes(path, spec)[split], _shard_reader(path, spec))
     features, labels, _ = read_splits(os.path.dirname(_spec_path(path)))[split]
     lengths = {k[:-len(LENGTHS)]: v for k, v in features.items() if k.endswith(LENGTHS)}
     return array_source({k: v for k, v in features.items() if not k.endswith(LENGTHS)}, labels, lengths=lengths)
@@ -528,13 +537,14 @@ def check(path):
 def _check_shards(path, dataset_info):
     """`check` of a sharded folder: every shard's schema and every record read once (streamed, cached)."""
     spec, paths = read_spec(path), _shard_paths(path, read_spec(path))
-    lines = [f"dataset '{dataset_info.name}' ({_spec_path(path)}), TFRecord shards",
+    lines = [f"dataset '{dataset_info.name}' ({_spec_path(path)}), shards",
              "modalities: " + ", ".join(f"{m.name} {m.kind} {list(m.shape)} {m.dtype}"
                                         for m in dataset_info.modalities)]
     scans = {}
     for split in SPLITS:
-        shards.check_schema(paths[split], spec)
-        scans[split] = scan = shards.scan(os.path.dirname(_spec_path(path)), split, paths[split], spec)
+        if all(shards.is_tfrecord(p) for p in paths[split]):
+            shards.check_schema(paths[split], spec)
+        scans[split] = scan = _shard_scan(path, spec, split)
         given = (spec.get("examples") or {}).get(split)
         if given is not None and int(given) != scan["examples"]:
             raise DataFileError(f"'{_spec_path(path)}': 'examples' says {given} for split '{split}'; its shards hold "

@@ -1,4 +1,5 @@
-"""Datasets larger than memory: a dataset folder whose splits are sharded TFRecord files, streamed by `tf.data`.
+"""Datasets larger than memory: a dataset folder whose splits are shards (TFRecord, Parquet, `.npz` or tables),
+streamed by `tf.data`.
 
 A spec names each split's shards by a glob or a list of file names (inside the folder):
 
@@ -6,10 +7,13 @@ A spec names each split's shards by a glob or a list of file names (inside the f
     "examples": {"train": 900000, "validation": 50000, "test": 50000},     (optional: counted once otherwise)
     "shuffle_buffer": 10000                                                  (optional: examples in the buffer)
 
-Each record is a `tf.train.Example` with one feature per modality (its values flattened row-major: a float list,
-or an int64 list for integer dtypes) and the label (`"label"`, or the spec's `label`: int64 for classification, float
-for regression). `multisensory dataset convert SRC DST --shards N` writes any dataset so (`write`), in one pass over
-batches, never holding the dataset.
+TFRecord shards (the zoo's native large-data format) hold `tf.train.Example`s with one feature per modality (its
+values flattened row-major: a float list, or an int64 list for integer dtypes) and the label (`"label"`, or the spec's
+`label`: int64 for classification, float for regression). `multisensory dataset convert SRC DST --shards N` writes any
+dataset so (`write`), in one pass over batches, never holding the dataset. Shards in the other formats of a dataset
+folder (`.parquet`, `.npz`, `.csv`/`.tsv`/`.txt`, laid out as one file of `multisensory.datasets.folder`) are read a
+shard at a time, with the folder's checks, by a Python reader inside the pipeline: memory is bounded by the shards read
+at once (`PARALLEL_SHARDS`) and the shuffle buffer, so keep such shards to a few hundred MB; TFRecord is faster.
 
 Reading (`stream_source`): the shard list is reshuffled every epoch from the seed, shards are read in parallel and
 interleaved, examples pass a shuffle buffer (the seed's, reshuffled each epoch), then are batched and parsed: memory
@@ -42,13 +46,21 @@ SHUFFLE_BUFFER = 10_000
 PARALLEL_SHARDS = 4
 
 
+def is_tfrecord(name):
+    return name.lower().endswith(SUFFIXES)
+
+
 def is_sharded(spec):
-    """Whether a spec's splits are TFRecord shards (see the module docstring)."""
+    """Whether a spec's splits are shards (see the module docstring): TFRecord files, or a glob or a list of files of
+    another format (one such file per split is the in-memory layout of `multisensory.datasets.folder`)."""
     files = spec.get("files")
-    if not isinstance(files, dict):
+    if not isinstance(files, dict) or not files:
         return False
-    names = [n for v in files.values() for n in (v if isinstance(v, list) else [v])]
-    return bool(names) and all(isinstance(n, str) and n.lower().endswith(SUFFIXES) for n in names)
+    entries = list(files.values())
+    if all(isinstance(n, str) and is_tfrecord(n) for e in entries for n in (e if isinstance(e, list) else [e])):
+        return True
+    return all(isinstance(e, list) and e and all(isinstance(n, str) for n in e) or
+               isinstance(e, str) and glob.has_magic(e) for e in entries)
 
 
 def shard_paths(folder, entry, split, inside):
@@ -142,9 +154,24 @@ def _state(paths):
     return [[os.path.basename(p), os.path.getsize(p), os.stat(p).st_mtime_ns] for p in paths]
 
 
-def scan(folder, split, paths, spec, batch_size=4096):
+def _batches(path, spec, read, batch_size):
+    """(features, labels) NumPy batches of one shard: parsed TFRecords, or the shard read whole by `read(path)`
+    (the folder's reader and checks: `(features, labels, non-finite count)`)."""
+    if is_tfrecord(path):
+        parse = _parse(spec)
+        for records in tf.data.TFRecordDataset(path).batch(batch_size):
+            x, y = parse(records)
+            yield {k: v.numpy() for k, v in x.items()}, y.numpy()
+        return
+    features, labels, _ = read(path)
+    for start in range(0, len(labels), batch_size):
+        yield {k: v[start:start + batch_size] for k, v in features.items()}, labels[start:start + batch_size]
+
+
+def scan(folder, split, paths, spec, read=None, batch_size=4096):
     """{"examples", "classes", "nonfinite", "statistics": {modality: {"mean", "std"}}} of a split's shards, from one
-    streaming pass (cached in `CACHE`; see the module docstring). A truncated shard is named with its record."""
+    streaming pass (cached in `CACHE`; see the module docstring). A truncated shard is named with its record.
+    `read(path)` reads a shard that is not TFRecord (`_batches`)."""
     cache_path = os.path.join(folder, CACHE)
     key = json.dumps({"split": split, "shards": _state(paths), "modalities": spec["modalities"],
                       "task": spec["task"], "label": _label_key(spec)}, sort_keys=True)
@@ -155,17 +182,16 @@ def scan(folder, split, paths, spec, batch_size=4096):
         cache = {}
     if key in cache:
         return cache[key]
-    parse, classes = _parse(spec), spec["task"].get("num_classes") or 0
+    classes = spec["task"].get("num_classes") or 0
     sums, squares, counts, nonfinite, label_counts, examples = {}, {}, {}, 0, np.zeros(classes, "int64"), 0
     for path in paths:
         done = 0
         try:
-            for records in tf.data.TFRecordDataset(path).batch(batch_size):
-                x, y = parse(records)
+            for x, y in _batches(path, spec, read, batch_size):
                 done += int(y.shape[0])
                 finite = np.ones(int(y.shape[0]), bool)
                 for name, values in x.items():
-                    v = values.numpy().astype("float64")
+                    v = np.asarray(values).astype("float64")
                     rows = np.isfinite(v.reshape(len(v), -1)).all(axis=1)
                     finite &= rows
                     steps = np.nan_to_num(v[rows]).reshape(-1, v.shape[-1] if v.ndim > 1 else 1)
@@ -174,7 +200,7 @@ def scan(folder, split, paths, spec, batch_size=4096):
                     counts[name] = counts.get(name, 0) + len(steps)
                 nonfinite += int((~finite).sum())
                 if classes:
-                    labels = y.numpy()
+                    labels = np.asarray(y).astype("int64")
                     if labels.min() < 0 or labels.max() >= classes:
                         raise DataFileError(f"'{path}': a label outside the classes 0..{classes - 1} near record "
                                             f"{done}.")
@@ -201,12 +227,28 @@ def scan(folder, split, paths, spec, batch_size=4096):
     return result
 
 
-def stream_source(folder, spec, split, paths, size):
-    """A streaming `Source` of one split (see the module docstring)."""
+def _python_shards(paths, spec, read):
+    """A dataset of each shard's examples, in chunks, read by `read` in a Python generator (non-TFRecord shards)."""
+    signature = ({m["name"]: tf.TensorSpec((None, *m["shape"]), tf.dtypes.as_dtype(m.get("dtype", "float32")))
+                  for m in spec["modalities"]},
+                 tf.TensorSpec((None,), tf.int32 if spec["task"]["type"] == "classification" else tf.float32))
+
+    def chunks(path):
+        for x, y in _batches(path.decode() if isinstance(path, bytes) else path, spec, read, 1024):
+            yield x, y.astype(signature[1].dtype.as_numpy_dtype)
+
+    return lambda path: tf.data.Dataset.from_generator(chunks, args=(path,), output_signature=signature).unbatch()
+
+
+def stream_source(folder, spec, split, paths, size, read=None):
+    """A streaming `Source` of one split (see the module docstring); `read` reads a shard that is not TFRecord."""
     from .registry import Source
 
-    check_schema(paths, spec)
-    parse = _parse(spec)
+    tfrecords = all(is_tfrecord(p) for p in paths)
+    if tfrecords:
+        check_schema(paths, spec)
+    parse = _parse(spec) if tfrecords else None
+    reader = tf.data.TFRecordDataset if tfrecords else _python_shards(paths, spec, read)
     buffer = int(spec.get("shuffle_buffer", SHUFFLE_BUFFER))
     policy = spec.get("nonfinite", "error")
 
@@ -214,11 +256,13 @@ def stream_source(folder, spec, split, paths, size):
         files = tf.data.Dataset.from_tensor_slices(paths)
         if shuffle:
             files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-            records = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(paths), PARALLEL_SHARDS),
+            records = files.interleave(reader, cycle_length=min(len(paths), PARALLEL_SHARDS),
                                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             records = records.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
         else:
-            records = files.flat_map(tf.data.TFRecordDataset)  # the shards' order, each shard's records in turn
+            records = files.flat_map(reader)  # the shards' order, each shard's records in turn
+        if not tfrecords:  # examples read and checked by the folder's reader (its non-finite policy applied)
+            return records.batch(batch_size, drop_remainder=drop_remainder)
         if policy == "drop":  # examples with a non-finite value are left out before batching
             records = records.batch(1024).map(parse, num_parallel_calls=tf.data.AUTOTUNE).unbatch().filter(
                 lambda x, y: tf.reduce_all([tf.reduce_all(tf.math.is_finite(tf.cast(v, tf.float32)))

@@ -121,3 +121,43 @@ def test_bad_shards_are_named(converted, tmp_path):
     with pytest.raises(DataFileError, match=r"train-00001-of-00003\.tfrecord' is truncated or corrupt after record"):
         folder.check(path)
     assert commands.main(["dataset", "check", path]) == 2
+
+
+@pytest.mark.parametrize("kind", ["npz", "parquet", "csv"])
+def test_shards_of_the_folder_formats_stream_with_the_folders_checks(tmp_path, kind):
+    rng = np.random.default_rng(0)
+    parts = [(rng.normal(size=(n, 3)).round(3), rng.integers(0, 2, n)) for n in (7, 5, 9)]
+    for i, (a, label) in enumerate(parts):
+        if kind == "npz":
+            np.savez(tmp_path / f"part-{i}.npz", a=a, label=label)
+        elif kind == "parquet":
+            import pyarrow
+            import pyarrow.parquet
+
+            pyarrow.parquet.write_table(pyarrow.table({"label": label, **{f"a{j}": a[:, j] for j in range(3)}}),
+                                        tmp_path / f"part-{i}.parquet")
+        else:
+            rows = "\n".join(",".join([str(int(y))] + [f"{v:g}" for v in x]) for x, y in zip(a, label))
+            (tmp_path / f"part-{i}.csv").write_text("label,a0,a1,a2\n" + rows + "\n")
+    modality = {"name": "a", "shape": [3], "standardize": True}
+    if kind != "npz":
+        modality["columns"] = ["a0", "a1", "a2"]
+    spec = {"modalities": [modality], "task": {"type": "classification", "num_classes": 2},
+            "files": {"train": f"part-*.{kind}", "validation": [f"part-1.{kind}"], "test": [f"part-0.{kind}",
+                                                                                             f"part-2.{kind}"]}}
+    (tmp_path / "dataset.json").write_text(json.dumps(spec))
+    path = str(tmp_path)
+    info = datasets.info(path)
+    assert info.splits == {"train": 21, "validation": 5, "test": 16}
+    every = np.concatenate([a for a, _ in parts])
+    np.testing.assert_allclose(dict(info.modalities[0].standardize)["mean"], every.mean(0), rtol=1e-6, atol=1e-9)
+    x, y = zip(*[(x["a"].numpy(), y.numpy()) for x, y in datasets.load(path, "test", batch_size=4)])
+    np.testing.assert_allclose(np.concatenate(x), np.concatenate([parts[0][0], parts[2][0]]), rtol=1e-6)
+    np.testing.assert_array_equal(np.concatenate(y), np.concatenate([parts[0][1], parts[2][1]]))
+    seen = np.concatenate([y.numpy() for _, y in datasets.load(path, "train", batch_size=8, seed=1)])
+    assert sorted(seen.tolist()) == sorted(np.concatenate([p[1] for p in parts]).tolist())
+    assert "21 examples in 3 shard(s)" in folder.check(path)
+    if kind == "npz":  # a shard missing a modality is named by the folder's reader
+        np.savez(tmp_path / "part-3.npz", b=parts[0][0], label=parts[0][1])
+        with pytest.raises(DataFileError, match=r"part-3\.npz': modality 'a' is missing"):
+            datasets.info(path)
