@@ -181,7 +181,7 @@ def missing_files_error(dataset_info, data_dir, missing):
 
 
 def load(name, split, data_dir=None, batch_size=32, noise=None, dropout=None, drop=(), corruptions=None, seed=0,
-         shuffle=None, drop_remainder=False, **options):
+         shuffle=None, drop_remainder=False, data_service=None, **options):
     """A batched, prefetched `tf.data.Dataset` of `({modality: tensor}, label)`.
 
     Args:
@@ -197,6 +197,9 @@ def load(name, split, data_dir=None, batch_size=32, noise=None, dropout=None, dr
         shuffle: bool. Reshuffle every epoch; defaults to True for `"train"`. Training noise is redrawn each epoch
             when shuffling, evaluation noise is fixed.
         drop_remainder: bool. Drop the last incomplete batch.
+        data_service: str or None. A tf.data service dispatcher ("grpc://host:port", `multisensory data-service`):
+            the whole pipeline (reading, noise, dropout) then runs on the service's workers, each producing every
+            epoch's batches (`ShardingPolicy.OFF`), and this process only receives them.
         **options: dataset-specific options (e.g. `num_pairs` of `av_mnist`); unknown ones raise `TypeError`.
     """
     dataset_info, loader, _ = _lookup(name)
@@ -231,6 +234,11 @@ def load(name, split, data_dir=None, batch_size=32, noise=None, dropout=None, dr
                                 raw_noise=raw.noise if raw else None, finish=raw.finish if raw else None,
                                 sequences=[m.name for m in dataset_info.modalities if m.is_sequence],
                                 absent=absent_values(dataset_info))
+    if data_service:
+        if not str(data_service).startswith(("grpc://", "grpc+local://")):
+            raise ValueError(f"data_service must be a dispatcher address 'grpc://host:port', got {data_service!r}.")
+        dataset = dataset.apply(tf.data.experimental.service.distribute(
+            processing_mode=tf.data.experimental.service.ShardingPolicy.OFF, service=data_service))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

@@ -161,3 +161,25 @@ def test_shards_of_the_folder_formats_stream_with_the_folders_checks(tmp_path, k
         np.savez(tmp_path / "part-3.npz", b=parts[0][0], label=parts[0][1])
         with pytest.raises(DataFileError, match=r"part-3\.npz': modality 'a' is missing"):
             datasets.info(path)
+
+
+def test_a_tf_data_service_runs_the_training_pipeline(converted, tmp_path):
+    """A dispatcher and a worker in this process: the batches come from the service, every training example once an
+    epoch, and a run trains from them."""
+    from multisensory.training import runs
+
+    service = tf.data.experimental.service
+    dispatcher = service.DispatchServer()
+    worker = service.WorkerServer(service.WorkerConfig(dispatcher_address=dispatcher.target.split("://")[1]))
+    served = np.concatenate([y.numpy() for _, y in datasets.load(converted, "train", batch_size=16, seed=0,
+                                                                 data_service=dispatcher.target)])
+    local = np.concatenate([y.numpy() for _, y in datasets.load(converted, "train", batch_size=16, seed=0)])
+    assert sorted(served.tolist()) == sorted(local.tolist())
+    metrics = runs.train("additive_fusion", converted, str(tmp_path / "run"), epochs=1, batch_size=16,
+                         config={"width": 8}, export=False, verbose=0, data_service=dispatcher.target)
+    assert np.isfinite(metrics["loss"])
+    with pytest.raises(ValueError, match="must be a dispatcher address"):
+        datasets.load(converted, "train", data_service="localhost:5050")
+    assert commands.main(["data-service", "--worker"]) == 2
+    worker.stop()
+    dispatcher.stop()

@@ -57,7 +57,7 @@ SELECTIONS = ("best", "last")
 def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=None, dropout=None, drop=(), seed=0,
           config=None, dataset_options=None, callbacks=(), export=True, strategy="default", log_every="epoch",
           existing="refuse", verbose="auto", steps_per_execution=1, select="best", patience="recipe",
-          learning_rate=None):
+          learning_rate=None, data_service=None):
     """Trains a zoo model with `model.fit` and returns the test metrics (a dict).
 
     Args:
@@ -91,6 +91,8 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
             run every epoch); "recipe" takes the model's recipe's (`multisensory.zoo.recipes.patience`).
         learning_rate: float or None. The optimiser's initial learning rate, from which the recipe's schedule (if
             any) scales; None: the recipe's, else the model's `default_learning_rate`.
+        data_service: str or None. A tf.data service dispatcher ("grpc://host:port") whose workers run the training
+            split's input pipeline (`datasets.load`); evaluation splits are read here.
     """
     config, dataset_options = dict(config or {}), dict(dataset_options or {})
     if int(epochs) < 1:
@@ -130,15 +132,17 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
         if finished is not None:
             print(f"reusing the finished run in {out} (same settings)")
             return finished["test"]
-        return _fit(net, dataset, out, settings, data_dir, worker, callbacks, export, log_every, verbose)
+        return _fit(net, dataset, out, settings, data_dir, worker, callbacks, export, log_every, verbose,
+                    data_service)
 
 
-def _fit(net, dataset, out, settings, data_dir, worker, callbacks, export, log_every, verbose):
+def _fit(net, dataset, out, settings, data_dir, worker, callbacks, export, log_every, verbose, data_service=None):
     """`train`'s work once the run folder is prepared: fit, test metrics, and (chief) the files of the run."""
     batch_size, epochs = settings["batch_size"], settings["epochs"]
     monitor, mode = selection_metric(net.task)
     # Modality dropout is training augmentation: the train split alone gets it.
     data = {split: datasets.load(dataset, split, data_dir=data_dir, batch_size=batch_size, noise=settings["noise"],
+                                 data_service=data_service if split == "train" else None,
                                  dropout=settings["dropout"] if split == "train" else None, drop=settings["drop"],
                                  seed=settings["seed"], **settings["dataset_options"])
             for split in ("train", "validation", "test")}

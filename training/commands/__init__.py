@@ -37,7 +37,7 @@ from .arguments import add_output_args
 COMMANDS = {
     "list": "listing", "train": "train", "compare": "compare", "evaluate": "evaluate", "tune": "tune",
     "study": "study", "grid-diff": "grid_diff", "dataset": "dataset", "export": "export", "publish": "publish",
-    "serve": "serve", "zoo": "zoo", "benchmark": "benchmark",
+    "serve": "serve", "zoo": "zoo", "benchmark": "benchmark", "data-service": "data_service",
 }
 
 

@@ -93,6 +93,9 @@ def add_train_args(parser, required=True):
     parser.add_argument("--steps-per-execution", type=int, default=1,
                         help="batches per call of the compiled training step: faster for small models, the same "
                              "weights; callbacks and the progress bar see every that many batches")
+    parser.add_argument("--data-service", metavar="grpc://HOST:PORT",
+                        help="run the training split's input pipeline on a tf.data service (`multisensory "
+                             "data-service`)")
     parser.add_argument("--out", help="output directory (default runs/<model>-<dataset>)")
     existing = parser.add_mutually_exclusive_group()
     existing.add_argument("--overwrite", action="store_true",
@@ -118,7 +121,8 @@ def train_args(args):
                 select=args.select, patience=patience, learning_rate=args.learning_rate,
                 log_every=args.log_every or "epoch", steps_per_execution=args.steps_per_execution, noise=args.noise,
                 dropout=args.dropout, seed=args.seed, config=parse_assignments(args.config),
-                dataset_options=parse_assignments(args.dataset_option), verbose=args.fit_verbosity)
+                dataset_options=parse_assignments(args.dataset_option), verbose=args.fit_verbosity,
+                data_service=args.data_service)
 
 
 def dataset_name(dataset):
