@@ -183,3 +183,22 @@ def test_a_tf_data_service_runs_the_training_pipeline(converted, tmp_path):
     assert commands.main(["data-service", "--worker"]) == 2
     worker.stop()
     dispatcher.stop()
+
+
+def test_the_data_service_command_serves_a_pipeline(converted):
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "multisensory.training.commands", "data-service", "--local",
+                                "--port", "0", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        first, second = process.stdout.readline(), process.stdout.readline()
+        assert first.startswith("dispatcher at grpc://localhost:") and second.startswith("worker registered with"), \
+            (first, second)
+        address = first.split()[2].rstrip(":")
+        labels = np.concatenate([y.numpy() for _, y in datasets.load(converted, "test", batch_size=50,
+                                                                      data_service=address)])
+        assert len(labels) == 100
+    finally:
+        process.terminate()
+        process.wait(20)

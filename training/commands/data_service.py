@@ -44,6 +44,6 @@ def run(args):
     if args.worker or args.local:
         target = args.dispatcher_address if args.worker else address
         port = args.port if args.worker else args.worker_port
-        servers.append(service.WorkerServer(service.WorkerConfig(dispatcher_address=target, worker_port=port)))
+        servers.append(service.WorkerServer(service.WorkerConfig(dispatcher_address=target, port=port)))
         print(f"worker registered with {target}", flush=True)
     servers[0].join()
