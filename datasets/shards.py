@@ -51,16 +51,16 @@ def is_tfrecord(name):
 
 
 def is_sharded(spec):
-    """Whether a spec's splits are shards (see the module docstring): TFRecord files, or a glob or a list of files of
-    another format (one such file per split is the in-memory layout of `multisensory.datasets.folder`)."""
+    """Whether a spec's splits are shards (see the module docstring): some split given as TFRecord files, a glob or a
+    list (a split given as one file is then its one shard; one plain file per split is the in-memory layout of
+    `multisensory.datasets.folder`)."""
     files = spec.get("files")
     if not isinstance(files, dict) or not files:
         return False
     entries = list(files.values())
-    if all(isinstance(n, str) and is_tfrecord(n) for e in entries for n in (e if isinstance(e, list) else [e])):
-        return True
-    return all(isinstance(e, list) and e and all(isinstance(n, str) for n in e) or
-               isinstance(e, str) and glob.has_magic(e) for e in entries)
+    if any(isinstance(e, dict) for e in entries):  # {modality: .npy file}: the in-memory layout
+        return False
+    return any(isinstance(e, list) or isinstance(e, str) and (glob.has_magic(e) or is_tfrecord(e)) for e in entries)
 
 
 def shard_paths(folder, entry, split, inside):
