@@ -202,3 +202,16 @@ def test_the_data_service_command_serves_a_pipeline(converted):
     finally:
         process.terminate()
         process.wait(20)
+
+
+def test_a_shard_that_disappears_mid_epoch_is_an_error_naming_it(converted, tmp_path):
+    import shutil
+
+    path = str(tmp_path / "av")
+    shutil.copytree(converted, path)
+    batches = iter(datasets.load(path, "test", batch_size=10, shuffle=False))
+    next(batches)  # reading the first shard
+    os.remove(os.path.join(path, "test-00002-of-00003.tfrecord"))
+    with pytest.raises(tf.errors.NotFoundError, match=r"test-00002-of-00003\.tfrecord"):
+        for _ in batches:
+            pass
