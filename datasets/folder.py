@@ -190,17 +190,17 @@ def _shard_reader(path, spec):
     return lambda shard: _checked(*_read_file(folder, os.path.relpath(shard, folder), spec), spec)
 
 
-def _shard_scan(path, spec, split):
-    return shards.scan(os.path.dirname(_spec_path(path)), split, _shard_paths(path, spec)[split], spec,
+def _shard_scan(path, spec, split, paths):
+    return shards.scan(os.path.dirname(_spec_path(path)), split, paths[split], spec,
                        _shard_reader(path, spec))
 
 
-def _shard_sizes(path, spec):
+def _shard_sizes(path, spec, paths):
     given = spec.get("examples")
-    tfrecords = all(shards.is_tfrecord(p) for paths in _shard_paths(path, spec).values() for p in paths)
+    tfrecords = all(shards.is_tfrecord(p) for split in SPLITS for p in paths[split])
     if tfrecords and isinstance(given, dict) and set(given) == set(SPLITS):
         return {split: int(given[split]) for split in SPLITS}
-    return {split: _shard_scan(path, spec, split)["examples"] for split in SPLITS}
+    return {split: _shard_scan(path, spec, split, paths)["examples"] for split in SPLITS}
 
 
 def info(path):
@@ -208,8 +208,9 @@ def info(path):
     spec = read_spec(path)
     task = spec["task"]
     if shards.is_sharded(spec):
-        sizes = _shard_sizes(path, spec)
-        statistics = _shard_scan(path, spec, "train")["statistics"] if any(
+        paths = _shard_paths(path, spec)
+        sizes = _shard_sizes(path, spec, paths)
+        statistics = _shard_scan(path, spec, "train", paths)["statistics"] if any(
             m.get("standardize") for m in spec["modalities"]) else {}
 
         def standardize(m):
@@ -495,8 +496,9 @@ def load_split(path, split):
     """The `Source` of one split of the dataset folder at `path` (streamed from shards where the spec names them)."""
     spec = read_spec(path)
     if shards.is_sharded(spec):
-        return shards.stream_source(os.path.dirname(_spec_path(path)), spec, split, _shard_paths(path, spec)[split],
-                                    _shard_sizes(path, spec)[split], _shard_reader(path, spec))
+        paths = _shard_paths(path, spec)
+        return shards.stream_source(os.path.dirname(_spec_path(path)), spec, split, paths[split],
+                                    _shard_sizes(path, spec, paths)[split], _shard_reader(path, spec))
     features, labels, _ = read_splits(os.path.dirname(_spec_path(path)))[split]
     lengths = {k[:-len(LENGTHS)]: v for k, v in features.items() if k.endswith(LENGTHS)}
     return array_source({k: v for k, v in features.items() if not k.endswith(LENGTHS)}, labels, lengths=lengths)
@@ -536,7 +538,8 @@ def check(path):
 
 def _check_shards(path, dataset_info):
     """`check` of a sharded folder: every shard's schema and every record read once (streamed, cached)."""
-    spec, paths = read_spec(path), _shard_paths(path, read_spec(path))
+    spec = read_spec(path)
+    paths = _shard_paths(path, spec)
     lines = [f"dataset '{dataset_info.name}' ({_spec_path(path)}), shards",
              "modalities: " + ", ".join(f"{m.name} {m.kind} {list(m.shape)} {m.dtype}"
                                         for m in dataset_info.modalities)]
@@ -544,7 +547,7 @@ def _check_shards(path, dataset_info):
     for split in SPLITS:
         if all(shards.is_tfrecord(p) for p in paths[split]):
             shards.check_schema(paths[split], spec)
-        scans[split] = scan = _shard_scan(path, spec, split)
+        scans[split] = scan = _shard_scan(path, spec, split, paths)
         given = (spec.get("examples") or {}).get(split)
         if given is not None and int(given) != scan["examples"]:
             raise DataFileError(f"'{_spec_path(path)}': 'examples' says {given} for split '{split}'; its shards hold "

@@ -38,7 +38,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from .files import DataFileError
+from .files import DataFileError, fingerprint
 
 SUFFIXES = (".tfrecord", ".tfrecords")
 CACHE = ".multisensory-stats.json"
@@ -150,10 +150,6 @@ def check_schema(paths, spec):
                                     f"says {kind} of {length}.")
 
 
-def _state(paths):
-    return [[os.path.basename(p), os.path.getsize(p), os.stat(p).st_mtime_ns] for p in paths]
-
-
 def _batches(path, spec, read, batch_size):
     """(features, labels) NumPy batches of one shard: parsed TFRecords, or the shard read whole by `read(path)`
     (the folder's reader and checks: `(features, labels, non-finite count)`)."""
@@ -173,7 +169,8 @@ def scan(folder, split, paths, spec, read=None, batch_size=4096):
     streaming pass (cached in `CACHE`; see the module docstring). A truncated shard is named with its record.
     `read(path)` reads a shard that is not TFRecord (`_batches`)."""
     cache_path = os.path.join(folder, CACHE)
-    key = json.dumps({"split": split, "shards": _state(paths), "modalities": spec["modalities"],
+    state = [[os.path.relpath(p, folder), size, mtime] for p, size, mtime in fingerprint(*paths)]
+    key = json.dumps({"split": split, "shards": state, "modalities": spec["modalities"],
                       "task": spec["task"], "label": _label_key(spec)}, sort_keys=True)
     try:
         with open(cache_path) as f:

@@ -137,7 +137,8 @@ def verify_folder(folder, label=None):
     return manifest, contents
 
 
-# what loading a damaged .keras archive raises: zip, h5py (RuntimeError on corrupt bytes), JSON and Keras errors
+# what reading a damaged .keras archive or weights file raises: a cut or missing file, bad JSON, h5py (RuntimeError on
+# corrupt bytes), zip and Keras errors (also `training.checkpoints`' backups)
 UNREADABLE = (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, zipfile.BadZipFile)
 
 

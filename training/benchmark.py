@@ -85,14 +85,13 @@ def _model_settings(label, model, dataset, out, config, tune_trials, tune_epochs
         return dict(config), common.get("learning_rate"), common.get("batch_size")
     from . import tuning
 
-    study, _ = tuning.tune(model, dataset, directory=os.path.join(out, "studies"), project_name=label,
-                           max_trials=tune_trials, epochs=tune_epochs, batch_size=common.get("batch_size") or 32,
-                           data_dir=common.get("data_dir"), seed=0, config=config,
-                           dataset_options=common.get("dataset_options"), noise=common.get("noise"),
-                           verbose=verbose)
-    best = tuning.ranking(study).best
-    trial = tuning.trial_settings(os.path.join(out, "studies", label, f"trial_{best.trial_id}"))
-    return trial["config"], trial["learning_rate"], trial["batch_size"]
+    tuning.tune(model, dataset, directory=os.path.join(out, "studies"), project_name=label, max_trials=tune_trials,
+                epochs=tune_epochs, batch_size=common.get("batch_size") or 32, data_dir=common.get("data_dir"), seed=0,
+                config=config, dataset_options=common.get("dataset_options"), noise=common.get("noise"),
+                verbose=verbose)
+    # the `train` settings of the best trial, as `tune` wrote them beside its best model
+    best = runs.read_json(os.path.join(out, "studies", label, "best", "metrics.json"))["settings"]
+    return best["config"], best["learning_rate"], best["batch_size"]
 
 
 def benchmark(dataset, models, out, seeds=(0, 1, 2), epochs=5, config=None, tune_trials=0, tune_epochs=None,

@@ -20,10 +20,11 @@ import os
 import shutil
 import time
 import warnings
-import zipfile
 
 import keras
 import numpy as np
+
+from multisensory.exports.presets import UNREADABLE  # what reading damaged weights raises
 
 from . import atomic
 
@@ -137,8 +138,6 @@ def check_backup(folder):
         move_aside(folder, error)
 
 
-# what reading a damaged backup raises: a cut or missing file, bad JSON, h5py on corrupt bytes, a damaged .npz
-UNREADABLE = (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError, zipfile.BadZipFile)
 
 
 class Backup(keras.callbacks.Callback):
