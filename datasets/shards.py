@@ -20,7 +20,8 @@ interleaved, examples pass a shuffle buffer (the seed's, reshuffled each epoch),
 stays bounded by the buffer and the prefetched batches, whatever the data's size, and a seed gives the same order.
 Evaluation splits (no shuffling) are read shard after shard in the listed order. Under a multi-worker strategy
 `tf.data` shards such a pipeline by file (its AUTO policy), each worker reading its own shards; with fewer shards than
-workers TensorFlow falls back to sharding by example, and says so.
+the cluster's workers (`TF_CONFIG`) the pipeline is sharded by example instead (every worker reads every shard and keeps
+its share of the examples, the same for every worker since the seed fixes the order), with a warning.
 
 Statistics (`scan`): example counts, class counts, non-finite values and each modality's per-feature mean and
 standard deviation (over the last axis, what `"standardize": true` uses) come from one streaming pass, cached in the
@@ -34,6 +35,7 @@ import glob
 import json
 import math
 import os
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -237,6 +239,29 @@ def _python_shards(paths, spec, read):
     return lambda path: tf.data.Dataset.from_generator(chunks, args=(path,), output_signature=signature).unbatch()
 
 
+def cluster_workers():
+    """The number of workers in the multi-worker cluster `TF_CONFIG` describes (its chief included), 1 without one."""
+    try:
+        cluster = json.loads(os.environ.get("TF_CONFIG") or "{}").get("cluster", {})
+    except (ValueError, AttributeError):
+        return 1
+    return max(1, sum(len(cluster.get(kind, ())) for kind in ("chief", "worker")))
+
+
+def _by_example(dataset, paths, split):
+    """`dataset` sharded by example under a multi-worker strategy when there are fewer shards than workers (see the
+    module docstring)."""
+    workers = cluster_workers()
+    if len(paths) >= workers:
+        return dataset
+    warnings.warn(f"Split '{split}' has {len(paths)} shard(s) for {workers} workers: each worker reads every shard and "
+                  "keeps its share of the examples. Write at least one shard per worker (multisensory dataset convert "
+                  "--shards N) so that each reads only its own.", stacklevel=3)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
 def stream_source(folder, spec, split, paths, size, read=None):
     """A streaming `Source` of one split (see the module docstring); `read` reads a shard that is not TFRecord."""
     from .registry import Source
@@ -250,6 +275,9 @@ def stream_source(folder, spec, split, paths, size, read=None):
     policy = spec.get("nonfinite", "error")
 
     def stream(batch_size, shuffle, seed, drop_remainder):
+        return _by_example(batches(batch_size, shuffle, seed, drop_remainder), paths, split)
+
+    def batches(batch_size, shuffle, seed, drop_remainder):
         files = tf.data.Dataset.from_tensor_slices(paths)
         if shuffle:
             files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)

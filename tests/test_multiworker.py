@@ -31,8 +31,9 @@ def _ports(n):
     return ports
 
 
-def _run_workers(argv_or_script, tmp_path, timeout=240, kill_after_exit_of=None):
-    """Runs two workers; with `kill_after_exit_of=i`, the other is killed once worker i has exited."""
+def _run_workers(argv_or_script, tmp_path, timeout=240, kill_after_exit_of=None, args=()):
+    """Runs two workers (a script gets `args`); with `kill_after_exit_of=i`, the other is killed once worker i has
+    exited."""
     ports = _ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     processes = []
@@ -41,7 +42,7 @@ def _run_workers(argv_or_script, tmp_path, timeout=240, kill_after_exit_of=None)
             env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
                    "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
             command = ([sys.executable, "-m", "multisensory.training.commands", *argv_or_script]
-                       if isinstance(argv_or_script, list) else [sys.executable, "-c", argv_or_script])
+                       if isinstance(argv_or_script, list) else [sys.executable, "-c", argv_or_script, *args])
             processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                               text=True, cwd=tmp_path))
         if kill_after_exit_of is not None:
@@ -169,3 +170,53 @@ def test_killed_workers_restarted_with_the_same_command_resume(tmp_path):
     assert codes == [0, 0], "\n".join(o[-3000:] for o in outputs)
     assert "Epoch 3/6" in outputs[0] and "Epoch 1/6" not in outputs[0] and "Epoch 2/6" not in outputs[0]
     assert os.path.exists(os.path.join(out, "model.keras"))
+
+
+SHARD_SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    import numpy as np
+    from multisensory import datasets
+    from multisensory.training import distribute
+
+    strategy = distribute.strategy("multiworker")
+    index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+    for path in sys.argv[1:]:
+        rows = []
+        for x, _ in strategy.experimental_distribute_dataset(datasets.load(path, "train", batch_size=10, seed=0)):
+            rows += [v.numpy().reshape(len(v), -1) for v in strategy.experimental_local_results(x["audio"])]
+        np.save(f"{os.path.basename(path)}-{index}.npy", np.concatenate(rows))
+""")
+
+
+def test_two_workers_read_their_own_shards_and_every_example_once(tmp_path):
+    """Four TFRecord shards: each worker reads two whole shards (by file); one shard, or Python-read shards: each
+    worker keeps its share of the examples (by example, with a warning for too few shards). Either way the two
+    workers together read every training example once per epoch, none twice."""
+    from multisensory import datasets
+    from multisensory.datasets import shards
+
+    for name, count in (("four", 4), ("one", 1)):
+        shards.write("synthetic_av", str(tmp_path / name), shards=count, num_examples=100)
+    (tmp_path / "npz").mkdir()
+    x, y = next(iter(datasets.load("synthetic_av", "train", batch_size=100, shuffle=False, num_examples=100)))
+    for k in range(2):
+        np.savez(tmp_path / "npz" / f"train-{k}.npz", label=y.numpy()[k * 50:(k + 1) * 50],
+                 **{m: v.numpy()[k * 50:(k + 1) * 50] for m, v in x.items()})
+    spec = json.loads((tmp_path / "one" / "dataset.json").read_text())
+    spec["files"] = dict.fromkeys(("train", "validation", "test"), "train-*.npz")
+    del spec["examples"]
+    (tmp_path / "npz" / "dataset.json").write_text(json.dumps(spec))
+    codes, outputs = _run_workers(SHARD_SCRIPT, tmp_path, timeout=120,
+                                  args=[str(tmp_path / n) for n in ("four", "one", "npz")])
+    assert codes == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    source = x["audio"].numpy().reshape(100, -1)
+    shard_of = {row.tobytes(): k // 25 for k, row in enumerate(source)}  # convert writes 25 consecutive per shard
+    for name in ("four", "one", "npz"):
+        read = [np.load(tmp_path / f"{name}-{index}.npy") for index in range(2)]
+        keys = [[row.tobytes() for row in rows] for rows in read]
+        assert sorted(keys[0] + keys[1]) == sorted(shard_of), name  # every example once, over both workers
+        if name == "four":
+            own = [sorted({shard_of[k] for k in worker}) for worker in keys]
+            assert len(own[0]) == len(own[1]) == 2 and not set(own[0]) & set(own[1]), own
+            assert all(len(worker) == 50 for worker in keys)  # whole shards
+    assert "has 1 shard(s) for 2 workers" in outputs[0]
