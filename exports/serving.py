@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from multisensory.datasets.raw_inputs import serving_spec
 from multisensory.training import atomic
-from multisensory.zoo import recurrent
+from multisensory.zoo import precision, recurrent
 from multisensory.zoo.fusion_model import check_finite
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -93,12 +93,14 @@ def _with_plain_variables(model):
     """The model, or where it was built under a `tf.distribute` strategy (its variables mirrored over replicas), a
     copy with the same configuration and weights in plain variables, made outside the strategy's scope (as `train`,
     `tune` and `publish` export): TensorFlow cannot save some functions that read distributed variables (`mmlatch`
-    trained with `--strategy mirrored` failed to export), and a served model runs on one device anyway."""
-    if not any(isinstance(v, tf.distribute.DistributedValues) for v in model.weights):
+    trained with `--strategy mirrored` failed to export), and a served model runs on one device anyway. The copy
+    computes in the model's precision (`multisensory.zoo.precision`)."""
+    if not any(isinstance(getattr(v, "value", v), tf.distribute.DistributedValues) for v in model.weights):
         return model
-    copy = model.__class__.from_config(model.get_config())
-    if not copy.built:
-        copy.build()
+    with precision.unchecked(model.precision):
+        copy = model.__class__.from_config(model.get_config())
+        if not copy.built:
+            copy.build()
     copy.set_weights(model.get_weights())
     return copy
 
@@ -185,6 +187,7 @@ def _traced(model, specs):
         result = {"prediction": serving_outputs(model, outputs["prediction"]), "embed": {"fused": outputs["fused"]}}
         if "masks" in outputs:
             result["masks"] = dict(outputs["masks"])
-        return result
+        # float32 out whatever the precision the model computes in (`multisensory.zoo.precision`)
+        return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32) if t.dtype.is_floating else t, result)
 
     return serve

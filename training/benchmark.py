@@ -34,6 +34,7 @@ import keras
 import numpy as np
 
 from multisensory import datasets
+from multisensory.zoo.precision import check as check_precision
 
 from . import atomic, publishing, runs, statistics
 from .metrics import selection_metric
@@ -88,7 +89,7 @@ def _model_settings(label, model, dataset, out, config, tune_trials, tune_epochs
     tuning.tune(model, dataset, directory=os.path.join(out, "studies"), project_name=label, max_trials=tune_trials,
                 epochs=tune_epochs, batch_size=common.get("batch_size") or 32, data_dir=common.get("data_dir"), seed=0,
                 config=config, dataset_options=common.get("dataset_options"), noise=common.get("noise"),
-                verbose=verbose)
+                verbose=verbose, precision=common["precision"])
     # the `train` settings of the best trial, as `tune` wrote them beside its best model
     best = runs.read_json(os.path.join(out, "studies", label, "best", "metrics.json"))["settings"]
     return best["config"], best["learning_rate"], best["batch_size"]
@@ -96,7 +97,7 @@ def _model_settings(label, model, dataset, out, config, tune_trials, tune_epochs
 
 def benchmark(dataset, models, out, seeds=(0, 1, 2), epochs=5, config=None, tune_trials=0, tune_epochs=None,
               noise=None, baseline=None, data_dir=None, dataset_options=None, batch_size=None, learning_rate=None,
-              patience="recipe", worker=(0, 1), overwrite=False, snrs=CARD_SNRS, verbose="auto"):
+              patience="recipe", worker=(0, 1), overwrite=False, snrs=CARD_SNRS, verbose="auto", precision="float32"):
     """Runs (or resumes) a benchmark and returns its report (a dict; see the module docstring).
 
     Args:
@@ -112,6 +113,7 @@ def benchmark(dataset, models, out, seeds=(0, 1, 2), epochs=5, config=None, tune
         Other arguments as `runs.train`'s.
     """
     zoo_models, seeds = entries(models), [int(s) for s in seeds]
+    check_precision(precision)
     models = list(zoo_models)
     if not models:
         raise ValueError("A benchmark needs at least one model.")
@@ -128,7 +130,7 @@ def benchmark(dataset, models, out, seeds=(0, 1, 2), epochs=5, config=None, tune
         raise ValueError(f"worker must be i/n with 0 <= i < n, got {index}/{count}.")
     config = {m: dict((config or {}).get(m, {})) for m in models}
     common = {"data_dir": data_dir, "dataset_options": dict(dataset_options or {}), "noise": dict(noise or {}),
-              "batch_size": batch_size, "learning_rate": learning_rate}
+              "batch_size": batch_size, "learning_rate": learning_rate, "precision": precision}
     os.makedirs(out, exist_ok=True)
     work = plan(models, seeds)
     tuned = {}
@@ -145,7 +147,7 @@ def benchmark(dataset, models, out, seeds=(0, 1, 2), epochs=5, config=None, tune
         runs.train(zoo_models[model], dataset, folder, data_dir=data_dir, epochs=epochs, batch_size=batch, noise=noise,
                    seed=seed, config=model_config, dataset_options=dataset_options, callbacks=[times],
                    existing="overwrite" if overwrite else "reuse", verbose=verbose, patience=patience,
-                   learning_rate=rate)
+                   learning_rate=rate, precision=precision)
         if times.epochs:  # trained now (a reused run keeps the timing it recorded)
             atomic.write_json(os.path.join(folder, TIMING), {"epochs": times.epochs})
         _robustness(folder, dataset, data_dir, snrs)

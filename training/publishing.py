@@ -41,6 +41,8 @@ def train_command(settings):
         parts.append(f"--learning-rate {settings['learning_rate']!r}")
     if "patience" in settings:
         parts.append(f"--patience {settings['patience'] or 0}")
+    if settings.get("precision", "float32") != "float32":
+        parts.append(f"--precision {settings['precision']}")
     return " ".join(parts)
 
 

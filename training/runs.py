@@ -37,6 +37,7 @@ from multisensory import datasets, zoo
 from multisensory.exports import export_saved_model
 from multisensory.exports.presets import load_keras_file
 from multisensory.zoo import recipes
+from multisensory.zoo.precision import check as check_precision
 
 from . import atomic, checkpoints, distribute, run_folder
 from .atomic import write_json
@@ -57,7 +58,7 @@ SELECTIONS = ("best", "last")
 def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=None, dropout=None, drop=(), seed=0,
           config=None, dataset_options=None, callbacks=(), export=True, strategy="default", log_every="epoch",
           existing="refuse", verbose="auto", steps_per_execution=1, select="best", patience="recipe",
-          learning_rate=None, data_service=None):
+          learning_rate=None, data_service=None, precision="float32"):
     """Trains a zoo model with `model.fit` and returns the test metrics (a dict).
 
     Args:
@@ -93,6 +94,9 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
             any) scales; None: the recipe's, else the model's `default_learning_rate`.
         data_service: str or None. A tf.data service dispatcher ("grpc://host:port") whose workers run the training
             split's input pipeline (`datasets.load`); evaluation splits are read here.
+        precision: "float32", "mixed_float16" or "mixed_bfloat16": the dtype policy the model's layers compute in
+            (`multisensory.zoo.precision`; refused where this machine's devices cannot run it). The saved model,
+            its weights and its exports take and return float32 whatever it is.
     """
     config, dataset_options = dict(config or {}), dict(dataset_options or {})
     if int(epochs) < 1:
@@ -108,12 +112,13 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
         raise ValueError(f"patience must be a positive number of epochs, None or 'recipe', got {patience!r}.")
     if learning_rate is not None and not float(learning_rate) > 0:
         raise ValueError(f"learning_rate must be a positive number or None (the recipe's), got {learning_rate!r}.")
+    check_precision(precision)
     keras.utils.set_random_seed(seed)
     data_info = datasets.info(dataset, data_dir=data_dir or os.environ.get(datasets.DATA_ENV), **dataset_options)
     scope = distribute.strategy(strategy)
     worker = distribute.worker_index(scope)
     with scope.scope():
-        net = zoo.create(model, data_info, **config)
+        net = zoo.create(model, data_info, precision=precision, **config)
         net.compile(steps_per_execution=int(steps_per_execution))
         if learning_rate is not None:
             net.optimizer.learning_rate = float(learning_rate)
@@ -124,6 +129,8 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
                 "drop": sorted(drop), "seed": seed, "strategy": strategy, "replicas": scope.num_replicas_in_sync,
                 "select": select, "patience": None if patience is None else int(patience),
                 "learning_rate": None if learning_rate is None else float(learning_rate),
+                # recorded when not float32, so that runs from before the option resume
+                **({"precision": precision} if precision != "float32" else {}),
                 # where the data came from: a resume or reuse on other files is refused (run_folder.prepare)
                 "data": datasets.registry.data_source(dataset, data_dir)}
     os.makedirs(out, exist_ok=True)

@@ -73,15 +73,16 @@ class ZooHyperModel(keras_tuner.HyperModel):
         model: str. Zoo model name.
         dataset_info: `DatasetInfo` the model is built for.
         config: dict. Fixed configuration (not searched); its `synergy` and `head` add their hyperparameters.
+        precision: the dtype policy every trial's model computes in (`multisensory.zoo.precision`).
     """
 
-    def __init__(self, model, dataset_info, config=None, **kwargs):
+    def __init__(self, model, dataset_info, config=None, precision="float32", **kwargs):
         super().__init__(name=model, **kwargs)
-        self.model, self.info, self.config = model, dataset_info, dict(config or {})
+        self.model, self.info, self.config, self.precision = model, dataset_info, dict(config or {}), precision
 
     def build(self, hp):
         config, training = zoo.sample_config(self.model, hp, self.config)
-        net = zoo.create(self.model, self.info, **config)
+        net = zoo.create(self.model, self.info, precision=self.precision, **config)
         net.compile()
         net.optimizer.learning_rate = training["learning_rate"]
         return net
@@ -116,12 +117,14 @@ def _check_positive(**values):
 
 
 def tuner(model, dataset_info, tuner="random", max_trials=10, objective_name=None, directory="studies",
-          project_name=None, config=None, seed=0, overwrite=False, max_epochs=10, strategy="default"):
+          project_name=None, config=None, seed=0, overwrite=False, max_epochs=10, strategy="default",
+          precision="float32"):
     """A KerasTuner tuner of a zoo model (`random`, `bayesian` or `hyperband`; unknown names list the known ones).
 
     `max_epochs` is Hyperband's budget per trial; the other tuners run `max_trials` trials. `strategy` ("default" or
     "mirrored") trains every trial under that `tf.distribute` strategy (KerasTuner's `distribution_strategy`);
     several machines tune one study in chief/worker mode (see the module docstring), not under "multiworker".
+    `precision` is the dtype policy of every trial's model (`multisensory.zoo.precision`).
     """
     if strategy == "multiworker":
         raise ValueError("A study runs on several machines in KerasTuner's chief/worker mode (KERASTUNER_TUNER_ID, "
@@ -129,6 +132,7 @@ def tuner(model, dataset_info, tuner="random", max_trials=10, objective_name=Non
     if tuner not in TUNERS:
         raise ValueError(f"Unknown tuner '{tuner}'; tuners: {', '.join(TUNERS)}.")
     _check_positive(max_trials=max_trials, max_epochs=max_epochs)
+    zoo.precision.check(precision)
     if objective_name is not None:
         logged = ["loss"] + [m.name for m in task_metrics(dataset_info.task)]
         valid = [f"val_{n}" for n in logged] + logged
@@ -137,7 +141,7 @@ def tuner(model, dataset_info, tuner="random", max_trials=10, objective_name=Non
     distribution = {} if strategy == "default" else {"distribution_strategy": distribute.strategy(strategy)}
     zoo.config_keys(model)  # unknown models list the known ones
     budget = {"max_epochs": max_epochs} if tuner == "hyperband" else {"max_trials": max_trials}
-    return TUNERS[tuner](ZooHyperModel(model, dataset_info, config), objective=objective(dataset_info.task,
+    return TUNERS[tuner](ZooHyperModel(model, dataset_info, config, precision), objective=objective(dataset_info.task,
                                                                                            objective_name),
                          seed=seed, directory=directory, project_name=project_name or model, overwrite=overwrite,
                          **budget, **distribution)
@@ -145,31 +149,34 @@ def tuner(model, dataset_info, tuner="random", max_trials=10, objective_name=Non
 
 def tune(model, dataset, directory="studies", project_name=None, tuner_name="random", max_trials=10,
          objective_name=None, epochs=5, batch_size=32, data_dir=None, seed=0, config=None, dataset_options=None,
-         noise=None, drop=(), strategy="default", overwrite=False, verbose="auto"):
+         noise=None, drop=(), strategy="default", overwrite=False, verbose="auto", precision="float32"):
     """Runs (or resumes) a study and writes its best model like a `train` run.
 
     The best trial's model is restored (not retrained) and written to `<directory>/<project>/best/`: `model.keras`,
     `metrics.json` (test metrics, the best hyperparameters and the study's settings) and `export/<model>/1/`.
     TensorBoard logs of every trial, with their hyperparameters for the HParams dashboard, go to
     `<directory>/<project>/logs/`. `noise` and `drop` apply to every split, as in `runs.train`. Returns (tuner, test
-    metrics of the best model; None in a worker of a chief/worker study).
+    metrics of the best model; None in a worker of a chief/worker study). `precision`: the dtype policy of every
+    trial's model (`multisensory.zoo.precision`).
     """
     dataset_options = dict(dataset_options or {})
     _check_positive(epochs=epochs, batch_size=batch_size)
+    zoo.precision.check(precision)
     info = datasets.info(dataset, data_dir=data_dir or os.environ.get(datasets.DATA_ENV), **dataset_options)
     project_name = project_name or f"{model}-{dataset}"
     root = os.path.join(directory, project_name)
     objective_name = objective_name or selection_metric(info.task)[0]
     settings = {"model": model, "dataset": dataset, "config": dict(config or {}), "dataset_options": dataset_options,
                 "noise": noise or {}, "drop": sorted(drop), "seed": seed, "tuner": tuner_name,
-                "objective": objective_name, "epochs": epochs, "batch_size": batch_size}
+                "objective": objective_name, "epochs": epochs, "batch_size": batch_size,
+                **({"precision": precision} if precision != "float32" else {})}
     os.makedirs(root, exist_ok=True)
     lock = ".lock" if "KERASTUNER_TUNER_ID" not in os.environ else f".lock-{os.environ['KERASTUNER_TUNER_ID']}"
     with run_folder.Lock(root, lock, holder="study", hint="choose another --project-name"):
         _record_study(root, settings, overwrite, chief=not is_worker())
         keras.utils.set_random_seed(seed)
         study = tuner(model, info, tuner_name, max_trials, objective_name, directory, project_name, config, seed,
-                      overwrite, max_epochs=epochs, strategy=strategy)
+                      overwrite, max_epochs=epochs, strategy=strategy, precision=precision)
         data = {split: datasets.load(dataset, split, data_dir=data_dir, batch_size=batch_size, noise=noise,
                                      drop=drop, seed=seed, **dataset_options)
                 for split in ("train", "validation", "test")}
@@ -280,4 +287,5 @@ def trial_settings(trial_dir):
     return {"model": study["model"], "dataset": study["dataset"], "config": config,
             "learning_rate": float(training["learning_rate"]),
             "batch_size": int(training.get("batch_size", study["batch_size"])), "noise": study["noise"],
-            "drop": study["drop"], "dataset_options": study["dataset_options"]}
+            "drop": study["drop"], "dataset_options": study["dataset_options"],
+            **({"precision": study["precision"]} if "precision" in study else {})}

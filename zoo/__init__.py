@@ -2,6 +2,7 @@
 `load_pretrained(preset)`, `list_models(pattern)`."""
 
 from . import baselines, clstm, mmlatch, multiplicative, sentiment  # noqa: F401  (registers the models)
+from . import precision  # noqa: F401
 from .baselines import AdditiveFusion, EarlyFusion, LateFusion, Unimodal
 from .clstm import CLSTMAV, ConvLSTMFusion
 from .encoders import ImageEncoder, MLPHead, TemporalEncoder, VectorEncoder, encoder_for

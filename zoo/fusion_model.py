@@ -46,7 +46,7 @@ from multisensory.datasets.noise import real_steps
 from multisensory.datasets.raw_inputs import to_features
 from multisensory.training.losses import MultiplicativeLoss, branch_terms, class_losses
 
-from . import optimizers, recurrent
+from . import optimizers, precision, recurrent
 from .multiplicative_head import MultiplicativeConfig, MultiplicativeHead
 from .recipes import get_recipe
 
@@ -166,13 +166,20 @@ class FusionModel(keras.Model):
     default_recipe = None
 
     def __init__(self, modalities, task, synergy=None, head="plain", recipe="default", **kwargs):
-        super().__init__(**kwargs)
+        if precision.policy_name(kwargs.get("dtype")) not in (None, "float32"):
+            raise ValueError(f"A zoo model takes and returns float32 (its dtype); build it with precision="
+                             f"'{precision.policy_name(kwargs['dtype'])}' (or under Keras' global policy) to compute "
+                             f"in mixed precision.")
+        super().__init__(**{**kwargs, "dtype": "float32"})
+        # the policy its layers compute in (`multisensory.zoo.precision`): Keras' global policy when it is built
+        self.precision = precision.current()
         self.recipe_name = self.default_recipe if recipe == "default" else recipe
         if self.recipe_name is not None:
             get_recipe(self.recipe_name)  # unknown names list the known ones
         self.modalities = tuple(Modality.from_config(m) for m in modalities)
         self.task = Task.from_config(task)
-        self.standardizers = {m.name: Standardize(m) for m in self.modalities if m.standardize is not None}
+        with precision.float32():
+            self.standardizers = {m.name: Standardize(m) for m in self.modalities if m.standardize is not None}
         self.multiplicative = MultiplicativeConfig.parse(head)
         if self.multiplicative is not None:
             if self.task.type != "classification":
@@ -186,7 +193,8 @@ class FusionModel(keras.Model):
         if synergy is not None:
             from multisensory.training.cortical_network import CNetwork
 
-            self.cnetwork = CNetwork(synergy, self.unimodal_names, name="c_network")
+            with precision.float32():  # its terms overflow float16 (see `multisensory.zoo.precision`)
+                self.cnetwork = CNetwork(synergy, self.unimodal_names, name="c_network")
 
     @property
     def modality_names(self):
@@ -242,7 +250,9 @@ class FusionModel(keras.Model):
         if self.standardizers:
             inputs = {**inputs, **{m: layer(inputs[m]) for m, layer in self.standardizers.items()}}
         outputs = self.forward(inputs, training=training)
-        return outputs if self.plain_head else self._multiplicative_outputs(outputs, training)
+        if not self.plain_head:
+            return self._multiplicative_outputs(outputs, training)  # float32 (the head's log-softmax)
+        return {**outputs, "prediction": keras.ops.cast(outputs["prediction"], "float32")}
 
     def call(self, inputs, training=None, return_outputs=False):
         check_inputs(inputs, self.modalities)
@@ -435,8 +445,9 @@ class FusionModel(keras.Model):
         with recurrent.compiled_loops(False):
             outputs = self._outputs(dummy, training=False)
         if self.cnetwork is not None:
-            self.cnetwork.build({m: tuple(z.shape) for m, z in outputs["unimodal"].items()},
-                                tuple(outputs["fused"].shape))
+            with precision.float32():
+                self.cnetwork.build({m: tuple(z.shape) for m, z in outputs["unimodal"].items()},
+                                    tuple(outputs["fused"].shape))
 
     def _head_output(self, outputs):
         """Shapes the head's output into the prediction: logits (batch, K), or a value (batch,) for regression."""
@@ -470,9 +481,11 @@ class FusionModel(keras.Model):
                     if self.task.type == "classification" else keras.losses.MeanAbsoluteError())
         if metrics == "auto":
             metrics = task_metrics(self.task)
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        # loss scaling under mixed_float16 (Keras does it from the model's own dtype, float32 here: see __init__)
+        super().compile(optimizer=precision.loss_scaled(optimizer, self.precision), loss=loss, metrics=metrics,
+                        **kwargs)
         if self.cnetwork is not None:
-            self.synergy_optimizer = self.synergy.optimizer()
+            self.synergy_optimizer = precision.loss_scaled(self.synergy.optimizer(), self.precision)
         if self.built:  # each optimiser holds state for its own group only; built now, the first step traces once
             model_variables, cnetwork_variables = self.variable_groups()
             self.optimizer.build(model_variables)

@@ -134,7 +134,8 @@ class MultiplicativeHead(keras.layers.Layer):
             u = embeddings[subset[0]]
             for k in subset[1:]:
                 u = u + embeddings[k]
-            log_probs.append(ops.log_softmax(predictor(u, training=training), axis=-1))
+            # float32 under mixed precision: the class losses multiply and exponentiate these
+            log_probs.append(ops.log_softmax(ops.cast(predictor(u, training=training), "float32"), axis=-1))
         return log_probs
 
     def get_config(self):

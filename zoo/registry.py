@@ -7,6 +7,8 @@ A registered builder is a `FusionModel` subclass or a function with the same sig
 import fnmatch
 import inspect
 
+from .precision import policy
+
 _REGISTRY = {}
 TASK_TYPES = ("classification", "regression")
 
@@ -56,7 +58,7 @@ def sample_config(name, hp, config=None):
     return sample(_lookup(name)[2], hp, config or {})
 
 
-def create(name, dataset_info=None, pretrained=None, root=None, **config):
+def create(name, dataset_info=None, pretrained=None, root=None, precision=None, **config):
     """Builds a zoo model for a dataset, or loads a pretrained one.
 
     Args:
@@ -65,6 +67,8 @@ def create(name, dataset_info=None, pretrained=None, root=None, **config):
             its modalities must be the preset's).
         pretrained: str. A preset of model `name` (`load_pretrained`): its weights, configuration and preprocessing.
         root: str. The preset root; default `$MULTISENSORY_ZOO`.
+        precision: "float32", "mixed_float16" or "mixed_bfloat16" (`multisensory.zoo.precision`, checked against
+            this machine's devices): the dtype policy its layers compute in; None: Keras' global policy.
         **config: the model's configuration; unknown keys raise `ValueError` listing the accepted ones.
 
     Returns:
@@ -85,8 +89,9 @@ def create(name, dataset_info=None, pretrained=None, root=None, **config):
     unknown = sorted(set(config) - set(config_keys(name)) - {"name"})
     if unknown:
         raise ValueError(f"Model '{name}' has no configuration key(s) {unknown}; accepted: {config_keys(name)}.")
-    model = builder(modalities=dataset_info.modalities, task=dataset_info.task, **config)
-    model.build()
+    with policy(precision):
+        model = builder(modalities=dataset_info.modalities, task=dataset_info.task, **config)
+        model.build()
     model.zoo_name = name
     return model
 

@@ -89,6 +89,7 @@ def add_train_args(parser, required=True):
     parser.add_argument("--batch-size", type=int, help="the global batch; default: the model's recipe's, else 32")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default="default",
                         help="tf.distribute strategy (multiworker: the cluster from TF_CONFIG)")
+    add_precision(parser)
     parser.add_argument("--log-every", type=int, help="TensorBoard scalars every that many steps too")
     parser.add_argument("--steps-per-execution", type=int, default=1,
                         help="batches per call of the compiled training step: faster for small models, the same "
@@ -103,6 +104,13 @@ def add_train_args(parser, required=True):
     existing.add_argument("--resume", action="store_true",
                           help="resume the interrupted run in --out, and fail if there is none (a rerun of the same "
                                "command resumes anyway)")
+
+
+def add_precision(parser):
+    parser.add_argument("--precision", choices=("float32", "mixed_float16", "mixed_bfloat16"),
+                        help="the dtype policy the model's layers compute in (default float32; mixed_float16: GPUs, "
+                             "with loss scaling; mixed_bfloat16: recent GPUs and CPUs with bfloat16 instructions); "
+                             "the saved model and its exports take and return float32")
 
 
 def existing(args, default):
@@ -122,7 +130,7 @@ def train_args(args):
                 log_every=args.log_every or "epoch", steps_per_execution=args.steps_per_execution, noise=args.noise,
                 dropout=args.dropout, seed=args.seed, config=parse_assignments(args.config),
                 dataset_options=parse_assignments(args.dataset_option), verbose=args.fit_verbosity,
-                data_service=args.data_service)
+                data_service=args.data_service, precision=args.precision or "float32")
 
 
 def dataset_name(dataset):

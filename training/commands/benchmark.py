@@ -28,6 +28,7 @@ def add_arguments(parser):
                         help="early stopping (0: run every epoch; default: each model's recipe's, else 10)")
     parser.add_argument("--worker", default="0/1", metavar="I/N",
                         help="take every N-th run from the I-th (processes or machines sharing --out)")
+    arguments.add_precision(parser)
     parser.add_argument("--overwrite", action="store_true", help="train every run again")
     parser.add_argument("--out", required=True, help="the benchmark's folder")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
@@ -63,5 +64,5 @@ def run(args):
                                  baseline=args.baseline, data_dir=args.data_dir,
                                  dataset_options=arguments.parse_assignments(args.dataset_option),
                                  batch_size=args.batch_size, patience=patience, worker=(int(index), int(count)),
-                                 overwrite=args.overwrite, verbose=args.fit_verbosity)
+                                 overwrite=args.overwrite, verbose=args.fit_verbosity, precision=args.precision or "float32")
     arguments.report(args, result, lambda: print(benchmark.format_report(result)))

@@ -33,7 +33,7 @@ def run(args):
         model, dataset = model or trial.pop("model"), dataset or trial.pop("dataset")
         drop = drop if args.drop is not None else tuple(trial.pop("drop"))
         given = {"data_dir": args.data_dir, "noise": args.noise, "batch_size": args.batch_size,
-                 "learning_rate": args.learning_rate}
+                 "learning_rate": args.learning_rate, "precision": args.precision}
         for key, value in trial.items():
             if key in ("config", "dataset_options"):
                 kwargs[key] = {**value, **kwargs[key]}

@@ -23,6 +23,7 @@ def add_arguments(parser):
     parser.add_argument("--overwrite", action="store_true", help="start over instead of resuming the study")
     parser.add_argument("--strategy", choices=("default", "mirrored"), default="default",
                         help="tf.distribute strategy of every trial (several machines: chief/worker mode)")
+    arguments.add_precision(parser)
     parser.add_argument("--summary", action="store_true", help="print the best trials")
     parser.add_argument("--json", action="store_true",
                         help="print the best trial's test metrics and hyperparameters as one JSON object")
@@ -38,7 +39,7 @@ def run(args):
                                  seed=args.seed, config=arguments.parse_assignments(args.config),
                                  dataset_options=arguments.parse_assignments(args.dataset_option), noise=args.noise,
                                  drop=arguments.names(args.drop), strategy=args.strategy, overwrite=args.overwrite,
-                                 verbose=args.fit_verbosity)
+                                 verbose=args.fit_verbosity, precision=args.precision or "float32")
     if metrics is None:
         print("worker done: the chief writes the best model")
         return

@@ -10,6 +10,8 @@
 Padding steps (masks from `padding_mask`) are never attended to: their scores are set to -inf before the softmax.
 """
 
+import math
+
 import keras
 from keras import layers, ops
 
@@ -22,8 +24,9 @@ def attend(query, key, value, key_mask):
     """
     if key.shape[1] == 1:
         return ops.broadcast_to(value, (ops.shape(query)[0], ops.shape(query)[1], value.shape[-1]))
-    scores = ops.matmul(query, ops.transpose(key, (0, 2, 1))) / ops.sqrt(ops.cast(ops.shape(query)[-1], "float32"))
-    scores = ops.where(key_mask[:, None, :], scores, -1e9)
+    scores = ops.matmul(query, ops.transpose(key, (0, 2, 1))) / math.sqrt(query.shape[-1])
+    # a masked score: -1e9, or float16's -6e4 (-1e9 would be -inf there, and a row of them NaN)
+    scores = ops.where(key_mask[:, None, :], scores, -6e4 if scores.dtype == "float16" else -1e9)
     return ops.matmul(ops.softmax(scores, axis=-1), value)
 
 

@@ -106,7 +106,7 @@ class MMLatch(FusionModel):
         outputs = {}
         if self.feedback is not None:
             outputs["masks"] = self.masks(sequences, masks, training)
-            sequences = {m: self.mask_dropout(outputs["masks"][m], training=training) * x
+            sequences = {m: ops.cast(self.mask_dropout(outputs["masks"][m], training=training), x.dtype) * x
                          for m, x in sequences.items()}
         core = self.core(sequences, masks, training=training)
         outputs.update(unimodal=core["unimodal"], fused=core["fused"])

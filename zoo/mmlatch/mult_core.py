@@ -135,7 +135,8 @@ class MulTCore(layers.Layer):
         """{k: target k's stream after its self-attention} (batch, T_k, (M - 1) d): MMLatch's top-down state."""
         names = self.modality_names
         x = {m: self.embedding_dropout(self.projections[m](sequences[m]) * math.sqrt(self.units)
-                                       + positions(masks[m], self.units), training=training) for m in names}
+                                       + positions(masks[m], self.units, self.compute_dtype), training=training)
+             for m in names}
         return {k: self.streams[k](ops.concatenate([self.cross[f"{j}_to_{k}"](x[k], masks[j], x[j], training=training)
                                                     for j in names if j != k], axis=-1), masks[k], training=training)
                 for k in names}

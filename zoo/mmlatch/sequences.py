@@ -69,11 +69,12 @@ def sequence_views(inputs, modalities, steps=None):
     return sequences, {m: padding_mask(x) for m, x in sequences.items()}
 
 
-def positions(mask, dim):
-    """(batch, T, dim) sinusoidal encodings of the steps' indices counted from the first non-padding step."""
+def positions(mask, dim, dtype="float32"):
+    """(batch, T, dim) sinusoidal encodings of the steps' indices counted from the first non-padding step, computed in
+    float32 and given in `dtype`."""
     index = ops.maximum(ops.cumsum(ops.cast(mask, "float32"), axis=1) - 1.0, 0.0)[..., None]  # (B, T, 1)
     rates = ops.exp(-math.log(10000.0) * ops.arange(0, dim, 2, dtype="float32") / dim)  # (ceil(dim / 2),)
     angles = index * rates
     encoding = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)  # (B, T, ceil(dim/2), 2): interleaved
-    return ops.reshape(encoding, (ops.shape(mask)[0], ops.shape(mask)[1], -1))[..., :dim]
+    return ops.cast(ops.reshape(encoding, (ops.shape(mask)[0], ops.shape(mask)[1], -1))[..., :dim], dtype)
 

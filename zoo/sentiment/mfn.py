@@ -84,14 +84,17 @@ class MFN(FusionModel):
         """
         names = self.modality_names
         batch = ops.shape(inputs[names[0]])[0]
-        zeros = ops.zeros((batch, self.units))
+        dtype = self.cells[names[0]].compute_dtype  # float16 or bfloat16 under mixed precision
+        zeros = ops.zeros((batch, self.units), dtype)
         unimodal, cells = {}, []
         for m in names:
             cell = self.cells[m]
             if not cell.built:
                 cell.build(inputs[m].shape[:1] + inputs[m].shape[2:])
-            _, c, (h, _) = recurrent.lstm_sequences(inputs[m], mask, cell.kernel, cell.recurrent_kernel, cell.bias,
-                                                    zeros, zeros, cell_states=True)
+            weights = [w if w.dtype == dtype else ops.cast(w, dtype)
+                       for w in (cell.kernel, cell.recurrent_kernel, cell.bias)]
+            _, c, (h, _) = recurrent.lstm_sequences(ops.cast(inputs[m], dtype), mask, *weights, zeros, zeros,
+                                                    cell_states=True)
             unimodal[m] = h
             cells.append(c)
         after = ops.concatenate(cells, axis=-1)  # (B, T, sum d_m): c_t, carried over padding steps
@@ -99,10 +102,10 @@ class MFN(FusionModel):
         memories = ops.concatenate([before, after], axis=-1)
         attended = memories * self.attention(memories)
         # u_t = a_t u_{t-1} + b_t, with a_t = γ1, b_t = γ2 û_t at real steps and a_t = 1, b_t = 0 at padding
-        keep = ops.cast(mask, "float32")[..., None]
+        keep = ops.cast(mask, attended.dtype)[..., None]
         decay = keep * self.retain(attended) + (1 - keep)
         added = keep * self.update(attended) * self.proposal(attended)
-        u = ops.zeros((batch, self.memory))
+        u = ops.zeros((batch, self.memory), added.dtype)
         for t in range(self.modalities[0].shape[0]):
             u = decay[:, t] * u + added[:, t]
         return unimodal, u
@@ -123,7 +126,7 @@ def per_step_reference(model, inputs, mask, training=None):
     states = {m: [zeros, zeros] for m in names}
     u = ops.zeros((batch, model.memory))
     for t in range(model.modalities[0].shape[0]):
-        keep = ops.cast(mask[:, t, None], "float32")
+        keep = ops.cast(mask[:, t, None], u.dtype)
         before = ops.concatenate([states[m][1] for m in names], axis=-1)
         for m in names:
             _, (h, c) = model.cells[m](inputs[m][:, t], states[m], training=training)
