@@ -485,7 +485,9 @@ class FusionModel(keras.Model):
         super().compile(optimizer=precision.loss_scaled(optimizer, self.precision), loss=loss, metrics=metrics,
                         **kwargs)
         if self.cnetwork is not None:
-            self.synergy_optimizer = precision.loss_scaled(self.synergy.optimizer(), self.precision)
+            self.synergy_optimizer = self.synergy.optimizer()
+            if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):  # also a loaded mixed_float16 model's
+                self.synergy_optimizer = keras.optimizers.LossScaleOptimizer(self.synergy_optimizer)
         if self.built:  # each optimiser holds state for its own group only; built now, the first step traces once
             model_variables, cnetwork_variables = self.variable_groups()
             self.optimizer.build(model_variables)

@@ -64,5 +64,6 @@ def run(args):
                                  baseline=args.baseline, data_dir=args.data_dir,
                                  dataset_options=arguments.parse_assignments(args.dataset_option),
                                  batch_size=args.batch_size, patience=patience, worker=(int(index), int(count)),
-                                 overwrite=args.overwrite, verbose=args.fit_verbosity, precision=args.precision or "float32")
+                                 overwrite=args.overwrite, verbose=args.fit_verbosity,
+                                 precision=args.precision or "float32")
     arguments.report(args, result, lambda: print(benchmark.format_report(result)))
