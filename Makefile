@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install zoo clean
+.PHONY: demo test install zoo clean gpu-check
 
 $(STAMP): requirements.txt setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ zoo: $(STAMP)
 # single-threaded Python, so a second worker nearly halves the wall time)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist worksteal tests
+
+# on a machine with GPUs: every model family trained, compared with float32 on CPU and served, per precision
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) runs *.egg-info
