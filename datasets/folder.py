@@ -57,10 +57,9 @@ from . import shards
 from .dataset_info import MODALITY_KINDS, DatasetInfo, Modality, Task
 from .files import DataFileError, cache_watching, check_labels, reading, regular_file
 from .registry import SPLITS, array_source
-from .sequence_features import real_steps
+from .sequence_features import LENGTHS, real_steps
 
 SPEC = "dataset.json"
-LENGTHS = "_lengths"  # an array `<modality>_lengths` gives a variable-length modality's real steps per example
 KEYS = {"name", "description", "modalities", "task", "label", "files", "split", "delimiter", "header", "nonfinite",
         "examples", "shuffle_buffer"}
 MODALITY_KEYS = {"name", "kind", "shape", "dtype", "description", "columns", "standardize"}

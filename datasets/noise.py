@@ -178,7 +178,7 @@ def augment(dataset, modalities, snr=None, dropout=None, drop=(), corruptions=No
     raw_noise, sequences, absent = dict(raw_noise or {}), set(sequences), dict(absent or {})
     with_lengths = len(dataset.element_spec) == 3
     if with_lengths:
-        dataset = dataset.map(lambda x, y, lengths: ((x, lengths), y), deterministic=True)
+        dataset = dataset.map(lambda x, y, lengths: ((x, lengths), y))
     if not (snr or dropout or drop or corruptions):
         def plain(x, y):
             x = x[0] if with_lengths else x

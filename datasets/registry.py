@@ -40,8 +40,9 @@ class Source:
             variable-length modalities whose lengths the files give; their noise goes on those steps only
             (`multisensory.datasets.noise`).
         stream: callable or None. For data read from files as it is used (`multisensory.datasets.shards`):
-            `stream(batch_size, shuffle, seed, drop_remainder)` returns the batched `(features, labels)` dataset, and
-            `fetch` is None.
+            `stream(batch_size, shuffle, seed, drop_remainder, lengths=False)` returns the batched `(features,
+            labels)` dataset (with `lengths`, `(features, labels, {modality: real steps})` where some modality has a
+            variable number of steps), and `fetch` is None.
     """
 
     size: int
@@ -202,22 +203,16 @@ def load(name, split, data_dir=None, batch_size=32, noise=None, dropout=None, dr
             epoch's batches (`ShardingPolicy.OFF`), and this process only receives them.
         **options: dataset-specific options (e.g. `num_pairs` of `av_mnist`); unknown ones raise `TypeError`.
     """
-    dataset_info, loader, _ = _lookup(name)
-    if split not in SPLITS:
-        raise ValueError(f"Unknown split '{split}' of dataset '{name}'. Splits: {', '.join(SPLITS)}.")
-    accepted = [p for p in inspect.signature(loader).parameters if p not in ("split", "data_dir", "seed")]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise TypeError(f"Dataset '{name}' has no option(s) {unknown}; its options are {accepted}.")
+    dataset_info = _lookup(name)[0]
     if dataset_info.files:
         data_dir = resolve_data_dir(dataset_info, data_dir)
-    source = loader(split, data_dir=data_dir, seed=seed, **options)
+    source = split_source(name, split, data_dir, seed, **options)
     shuffle = split == "train" if shuffle is None else shuffle
 
     noisy = [m for m, v in (noise or {}).items() if v is not None and v != float("inf")]
     raw = source.raw() if any(m in source.raw_modalities for m in noisy) else None
     if source.stream is not None:
-        dataset = source.stream(batch_size, shuffle, seed, drop_remainder)
+        dataset = source.stream(batch_size, shuffle, seed, drop_remainder, lengths=bool(noisy))
     else:
         indices = tf.data.Dataset.range(source.size)
         if shuffle:
@@ -242,12 +237,23 @@ def load(name, split, data_dir=None, batch_size=32, noise=None, dropout=None, dr
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def split_size(name, split, data_dir=None, seed=0, **options):
-    """The number of examples of a split as `load` gives it (with the same options)."""
+def split_source(name, split, data_dir=None, seed=0, **options):
+    """The `Source` of a split that `load` reads (with the same options; unknown ones raise `TypeError`)."""
     dataset_info, loader, _ = _lookup(name)
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split '{split}' of dataset '{name}'. Splits: {', '.join(SPLITS)}.")
+    accepted = [p for p in inspect.signature(loader).parameters if p not in ("split", "data_dir", "seed")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(f"Dataset '{name}' has no option(s) {unknown}; its options are {accepted}.")
     if dataset_info.files:
         data_dir = resolve_data_dir(dataset_info, data_dir)
-    return loader(split, data_dir=data_dir, seed=seed, **options).size
+    return loader(split, data_dir=data_dir, seed=seed, **options)
+
+
+def split_size(name, split, data_dir=None, seed=0, **options):
+    """The number of examples of a split as `load` gives it (with the same options)."""
+    return split_source(name, split, data_dir, seed, **options).size
 
 
 def _described(name, dataset_info, data_dir, options):

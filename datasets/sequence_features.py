@@ -15,6 +15,8 @@ Conventions of every such loader:
 
 import numpy as np
 
+LENGTHS = "_lengths"  # an array `<modality>_lengths` gives a variable-length modality's real steps per example
+
 
 def finite(x):
     """float32 copy of x with NaN and +-inf replaced by 0."""

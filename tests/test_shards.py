@@ -215,3 +215,80 @@ def test_a_shard_that_disappears_mid_epoch_is_an_error_naming_it(converted, tmp_
     with pytest.raises(tf.errors.NotFoundError, match=r"test-00002-of-00003\.tfrecord"):
         for _ in batches:
             pass
+
+
+def _variable_arrays(n, seed):
+    """Sequences of 0 to 5 steps of 3 features (the first example's first real step all zero), a vector, labels."""
+    r = np.random.default_rng(seed)
+    lengths = r.integers(0, 6, n)
+    lengths[0] = 2
+    steps = r.normal(size=(lengths.sum(), 3)).astype("float32")
+    steps[0] = 0.0
+    return lengths, steps, r.normal(size=(n, 4)).astype("float32"), r.integers(0, 2, n)
+
+
+def test_variable_length_modalities_stream_from_tfrecord_and_npz_shards(tmp_path):
+    """A `[null, 3]` sequence with its lengths: converted to TFRecord shards and split into `.npz` shards, it streams
+    as the in-memory folder gives it (front-padded, the same statistics over the real steps); a batch is padded to its
+    own longest example; noise goes on the real steps (a real all-zero first step included), never the padding; the
+    "zero" and "drop" policies reach inside a sequence; a record that is not whole steps is named."""
+    source, npz = tmp_path / "source", tmp_path / "npz"
+    source.mkdir(), npz.mkdir()
+    body = {"modalities": [{"name": "vec", "shape": [4]},
+                           {"name": "seq", "kind": "sequence", "shape": [None, 3], "standardize": True}],
+            "task": {"type": "classification", "num_classes": 2}}
+    for split, seed in (("train", 0), ("validation", 1), ("test", 2)):
+        lengths, steps, vec, labels = _variable_arrays(40, seed)
+        np.savez(source / f"{split}.npz", vec=vec, seq=steps, seq_lengths=lengths, label=labels)
+        ends = np.cumsum(lengths)
+        for k in range(2):  # two shards of 20 examples, as a folder's .npz with lengths
+            rows = range(20 * k, 20 * (k + 1))
+            np.savez(npz / f"{split}-{k}.npz", vec=vec[20 * k:20 * (k + 1)], label=labels[20 * k:20 * (k + 1)],
+                     seq=np.concatenate([steps[ends[i] - lengths[i]:ends[i]] for i in rows]),
+                     seq_lengths=lengths[20 * k:20 * (k + 1)])
+    (source / "dataset.json").write_text(json.dumps({**body, "files": {s: f"{s}.npz" for s in folder.SPLITS}}))
+    (npz / "dataset.json").write_text(json.dumps({**body, "files": {s: f"{s}-*.npz" for s in folder.SPLITS}}))
+    converted = str(tmp_path / "tfrecord")
+    shards.write(str(source), converted, shards=3)
+
+    def whole(path, **options):
+        return next(iter(datasets.load(path, "test", batch_size=40, shuffle=False, **options)))
+
+    expected_x, expected_y = whole(str(source))
+    assert expected_x["seq"].shape == (40, 5, 3)
+    statistics = datasets.info(str(source)).modality("seq").get_config()["standardize"]
+    for path in (converted, str(npz)):
+        x, y = whole(path)
+        np.testing.assert_array_equal(x["seq"], expected_x["seq"])
+        np.testing.assert_array_equal(x["vec"], expected_x["vec"])
+        np.testing.assert_array_equal(y, expected_y)
+        streamed = datasets.info(path).modality("seq").get_config()["standardize"]
+        np.testing.assert_allclose(streamed["mean"], statistics["mean"], rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(streamed["std"], statistics["std"], rtol=1e-5, atol=1e-7)
+    lengths = _variable_arrays(40, 2)[0]
+    batches = list(datasets.load(converted, "test", batch_size=8, shuffle=False))
+    assert [b[0]["seq"].shape[1] for b in batches] == [max(lengths[i:i + 8].max(), 1) for i in range(0, 40, 8)]
+    noisy = whole(converted, noise={"seq": 1.0})[0]["seq"].numpy()
+    assert all(not noisy[i, :5 - lengths[i]].any() for i in range(40))  # padding stays exactly 0
+    assert noisy[0, 3].all()  # the real all-zero first step of example 0 gets noise
+    wrong = os.path.join(converted, "test-00003-of-00003.tfrecord")
+    _write(wrong, [{"vec": tf.train.Feature(float_list=tf.train.FloatList(value=[0.0] * 4)),
+                    "seq": tf.train.Feature(float_list=tf.train.FloatList(value=[1.0] * 7)),
+                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[1]))}])
+    with pytest.raises(DataFileError, match=r"field 'seq' of record 1 is float_list of 7 value\(s\); the spec says "
+                                            r"float_list of steps of 3 values each"):
+        datasets.load(converted, "test")
+    # a NaN inside one example's sequence: set to 0, or the example left out
+    _write(wrong, [{"vec": tf.train.Feature(float_list=tf.train.FloatList(value=[0.0] * 4)),
+                    "seq": tf.train.Feature(float_list=tf.train.FloatList(value=[1.0, float("nan"), 2.0] * 2)),
+                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[1]))}])
+    spec_path = os.path.join(converted, "dataset.json")
+    for policy, count in (("zero", 41), ("drop", 40)):
+        spec = json.load(open(spec_path))
+        spec["nonfinite"] = policy
+        spec.pop("examples", None)
+        json.dump(spec, open(spec_path, "w"))
+        x, _ = next(iter(datasets.load(converted, "test", batch_size=64, shuffle=False)))
+        assert len(x["seq"]) == count and np.isfinite(x["seq"].numpy()).all(), policy
+        if policy == "zero":
+            np.testing.assert_array_equal(x["seq"][40, -2:], [[1.0, 0.0, 2.0], [1.0, 0.0, 2.0]])
