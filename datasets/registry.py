@@ -43,6 +43,8 @@ class Source:
             `stream(batch_size, shuffle, seed, drop_remainder, lengths=False)` returns the batched `(features,
             labels)` dataset (with `lengths`, `(features, labels, {modality: real steps})` where some modality has a
             variable number of steps), and `fetch` is None.
+        portable: bool. Whether the pipeline can run on a tf.data service's workers (`load(data_service=)`): not
+            where a Python generator reads the files.
     """
 
     size: int
@@ -51,6 +53,7 @@ class Source:
     raw_modalities: tuple = ()
     lengths: Callable | None = None
     stream: Callable | None = None
+    portable: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,6 +235,10 @@ def load(name, split, data_dir=None, batch_size=32, noise=None, dropout=None, dr
     if data_service:
         if not str(data_service).startswith(("grpc://", "grpc+local://")):
             raise ValueError(f"data_service must be a dispatcher address 'grpc://host:port', got {data_service!r}.")
+        if not source.portable:
+            raise ValueError(f"Split '{split}' of '{name}' is read by Python (Parquet, .npz or CSV shards), which a "
+                             "tf.data service cannot run; convert it to TFRecord shards (multisensory dataset convert) "
+                             "to use --data-service.")
         dataset = dataset.apply(tf.data.experimental.service.distribute(
             processing_mode=tf.data.experimental.service.ShardingPolicy.OFF, service=data_service))
     return dataset.prefetch(tf.data.AUTOTUNE)

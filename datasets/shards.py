@@ -393,7 +393,7 @@ def stream_source(folder, spec, split, paths, size, read=None):
             batches = batches.map(lambda x, y: ({k: _zeroed(v) for k, v in x.items()}, y))
         return batches
 
-    return Source(int(size), None, stream=stream)
+    return Source(int(size), None, stream=stream, portable=tfrecords)
 
 
 def _source_batches(source, batch_size):

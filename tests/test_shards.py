@@ -157,6 +157,8 @@ def test_shards_of_the_folder_formats_stream_with_the_folders_checks(tmp_path, k
     seen = np.concatenate([y.numpy() for _, y in datasets.load(path, "train", batch_size=8, seed=1)])
     assert sorted(seen.tolist()) == sorted(np.concatenate([p[1] for p in parts]).tolist())
     assert "21 examples in 3 shard(s)" in folder.check(path)
+    with pytest.raises(ValueError, match="read by Python .* convert it to TFRecord shards"):
+        datasets.load(path, "train", data_service="grpc://127.0.0.1:1")
     if kind == "npz":  # a shard missing a modality is named by the folder's reader
         np.savez(tmp_path / "part-3.npz", b=parts[0][0], label=parts[0][1])
         with pytest.raises(DataFileError, match=r"part-3\.npz': modality 'a' is missing"):
