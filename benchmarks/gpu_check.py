@@ -17,10 +17,10 @@ On a machine with a GPU run it whole (under 8 minutes on one H100):
 
     python benchmarks/gpu_check.py              # or: make gpu-check
 
-`--reduced` is the form the test suite runs on CPU (tests/test_gpu_check.py), so that the script cannot rot: two steps
-at batch 8, exports under the mixed policy only, and the policies run through Keras' global policy whatever the
-device (float16 is slow on CPU but computes the same numbers) except bfloat16 on a processor without bfloat16
-instructions. Without `--reduced`, a precision this machine cannot run (`zoo.precision.check`) is reported as skipped.
+`--reduced` is the form the test suite runs on CPU (tests/test_precision.py), so that the script cannot rot: two steps
+at batch 8 over two logical CPU devices (two replicas, as two GPUs would be), exports under the mixed policy only,
+and the policies run through Keras' global policy whatever the device (float16 is slow on CPU but computes the same
+numbers) except bfloat16 on a processor without bfloat16 instructions. Without `--reduced`, a precision this machine cannot run (`zoo.precision.check`) is reported as skipped.
 
 Usage: python benchmarks/gpu_check.py [--reduced] [--precisions float32,mixed_float16,mixed_bfloat16] [--steps 20]
        [--batch-size 64] [--cases additive_fusion,mfn,...]
@@ -107,18 +107,16 @@ def softmax(logits):
     return z / z.sum(-1, keepdims=True)
 
 
-def check(case, name, info, config, policy, steps, batch_size, export, workdir):
-    """One case under one precision: the dict of the module docstring's checks."""
+def check(case, name, info, config, policy, steps, batch_size, export, workdir, strategy):
+    """One case under one precision, trained under `strategy`: the dict of the module docstring's checks."""
     import keras
     import tensorflow as tf
 
     from multisensory import zoo
     from multisensory.exports import export_saved_model
-    from multisensory.training import distribute
 
     features, labels = inputs(info, steps * batch_size)
     data = tf.data.Dataset.from_tensor_slices((features, labels)).batch(batch_size)
-    strategy = distribute.strategy("mirrored")
     with strategy.scope(), keras_policy(policy):
         keras.utils.set_random_seed(0)
         model = zoo.create(name, info, **config)
@@ -182,6 +180,12 @@ def main(argv=None):
     batch_size = args.batch_size or (8 if args.reduced else 64)
     import tensorflow as tf
 
+    if args.reduced and not tf.config.list_physical_devices("GPU"):  # two replicas, before TensorFlow starts
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from multisensory.training import distribute
+
+    strategy = distribute.strategy("mirrored")  # one for every case: their collectives share its devices
     started = time.perf_counter()
     chosen = cases()
     if args.cases:
@@ -203,7 +207,8 @@ def main(argv=None):
             for case, name, info, config in chosen:
                 export = policy != "float32" or not args.reduced
                 try:
-                    result = check(case, name, info, config, policy, steps, batch_size, export, workdir)
+                    result = check(case, name, info, config, policy, steps, batch_size, export, workdir,
+                                   strategy)
                 except Exception as error:  # every case is reported; the exit status says one failed
                     result = {"case": case, "model": name, "precision": policy,
                               "failures": [f"{type(error).__name__}: {error}".splitlines()[0][:500]],

@@ -112,8 +112,8 @@ def test_float16_attention_masks_without_overflow():
 
 
 def test_the_reduced_gpu_check_trains_compares_and_serves_every_family():
-    """`benchmarks/gpu_check.py --reduced`: every family under float32 and mixed_float16 (mixed_bfloat16 where the
-    processor has bfloat16), finite losses, probabilities within the stated tolerances of float32 on CPU, the mixed
+    """`benchmarks/gpu_check.py --reduced`: every family trained over two replicas (logical CPUs) under float32 and
+    mixed_float16 (mixed_bfloat16 where the processor has bfloat16), finite losses, probabilities within the stated tolerances of float32 on CPU, the mixed
     exports serving float32."""
     done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "gpu_check.py"), "--reduced"],
                           capture_output=True, text=True, timeout=900, cwd=ROOT)
@@ -127,7 +127,7 @@ def test_the_reduced_gpu_check_trains_compares_and_serves_every_family():
         assert {r["case"] for r in results} == families, policy
         for r in results:
             assert not r["failures"] and np.isfinite(r["loss"]) and r["cpu_max_abs_diff"] <= r["tolerance"], r
-            assert r["loss_scaled"] == (policy == "mixed_float16")
+            assert r["loss_scaled"] == (policy == "mixed_float16") and r["replicas"] == 2
             if policy != "float32":
                 assert r["served_dtype"] == "float32" and r["served_max_abs_diff"] <= 1e-2, r
     assert report["failed"] == []
