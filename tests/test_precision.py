@@ -42,8 +42,9 @@ def test_each_machine_is_told_which_precisions_it_runs(monkeypatch, tmp_path, ca
     monkeypatch.setattr(precision, "gpu_capabilities", lambda: [])
     with pytest.raises(ValueError, match="needs a GPU"):
         runs.train("additive_fusion", "synthetic_av", str(tmp_path / "run"), precision="mixed_float16")
-    for argv in (["train", "--model", "additive_fusion"], ["tune", "--model", "additive_fusion", "--directory",
-                                                           str(tmp_path / "studies")]):
+    for argv in (["train", "--model", "additive_fusion"],
+                 ["tune", "--model", "additive_fusion", "--directory", str(tmp_path / "studies")],
+                 ["benchmark", "--models", "additive_fusion", "--out", str(tmp_path / "benchmark")]):
         code = commands.main(argv + ["--dataset", "synthetic_av", "--precision", "mixed_float16"])
         assert code == 2 and "mixed_float16 needs a GPU" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
