@@ -11,7 +11,9 @@ higgs_mlp, resnet_cifar, a multiplicative head, the synergy add-on) and each pre
   Ampere/Hopper GPUs multiply float32 in TF32; mixed precision: float16's 11 bits and bfloat16's 8 of mantissa);
 - the model exported as a SavedModel (`multisensory.exports.export_saved_model`) answers `serving_default` with its
   own probabilities (within `SERVE_TOLERANCE`, the export being the same graph), in float32;
-- examples/s of a second training pass, timed after the first has traced and compiled the step.
+- examples/s of a second training pass, timed after the first has traced and compiled the step;
+- on a GPU, in float32, the same steps without a strategy too (`default_strategy`): there Keras compiles the training
+  step with XLA (`jit_compile="auto"`), what `multisensory train` without `--strategy` runs on a GPU.
 
 On a machine with a GPU run it whole (under 8 minutes on one H100):
 
@@ -107,8 +109,9 @@ def softmax(logits):
     return z / z.sum(-1, keepdims=True)
 
 
-def check(case, name, info, config, policy, steps, batch_size, export, workdir, strategy):
-    """One case under one precision, trained under `strategy`: the dict of the module docstring's checks."""
+def check(case, name, info, config, policy, steps, batch_size, export, workdir, strategy, default_strategy=False):
+    """One case under one precision, trained under `strategy` (and with `default_strategy` without one): the dict of
+    the module docstring's checks."""
     import keras
     import tensorflow as tf
 
@@ -149,6 +152,17 @@ def check(case, name, info, config, policy, steps, batch_size, export, workdir, 
             failures.append(f"serving_default returns {served['probabilities'].dtype.name}")
         if not result["served_max_abs_diff"] <= SERVE_TOLERANCE[policy]:
             failures.append(f"the export's probabilities differ by {result['served_max_abs_diff']:.3g}")
+    if default_strategy:
+        with keras_policy(policy):
+            keras.utils.set_random_seed(0)
+            plain = zoo.create(name, info, **config)
+            plain.compile()
+        start = time.perf_counter()
+        plain_loss = plain.fit(data, epochs=1, verbose=0).history["loss"][-1]
+        result["default_strategy"] = {"jit_compile": bool(plain.jit_compile), "loss": float(plain_loss),
+                                      "seconds": round(time.perf_counter() - start, 1)}
+        if not math.isfinite(plain_loss):
+            failures.append(f"training loss {plain_loss} without a strategy")
     result["failures"] = failures
     return result
 
@@ -208,7 +222,7 @@ def main(argv=None):
                 export = policy != "float32" or not args.reduced
                 try:
                     result = check(case, name, info, config, policy, steps, batch_size, export, workdir,
-                                   strategy)
+                                   strategy, default_strategy=bool(gpus) and policy == "float32")
                 except Exception as error:  # every case is reported; the exit status says one failed
                     result = {"case": case, "model": name, "precision": policy,
                               "failures": [f"{type(error).__name__}: {error}".splitlines()[0][:500]],
