@@ -29,7 +29,6 @@ Usage: python benchmarks/gpu_check.py [--reduced] [--precisions float32,mixed_fl
 """
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -90,19 +89,6 @@ def inputs(info, n, seed=0):
     return features, rng.integers(0, info.task.num_classes, n).astype("int32")
 
 
-@contextlib.contextmanager
-def keras_policy(name):
-    """Keras' global dtype policy `name` for the layers built inside (unchecked: `--reduced` runs any on CPU)."""
-    import keras
-
-    before = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(before)
-
-
 def softmax(logits):
     z = np.asarray(logits, "float64")
     z = np.exp(z - z.max(-1, keepdims=True))
@@ -117,10 +103,11 @@ def check(case, name, info, config, policy, steps, batch_size, export, workdir, 
 
     from multisensory import zoo
     from multisensory.exports import export_saved_model
+    from multisensory.zoo.precision import unchecked  # Keras' global policy, unchecked: `--reduced` runs any
 
     features, labels = inputs(info, steps * batch_size)
     data = tf.data.Dataset.from_tensor_slices((features, labels)).batch(batch_size)
-    with strategy.scope(), keras_policy(policy):
+    with strategy.scope(), unchecked(policy):
         keras.utils.set_random_seed(0)
         model = zoo.create(name, info, **config)
         model.compile()
@@ -133,7 +120,7 @@ def check(case, name, info, config, policy, steps, batch_size, export, workdir, 
     result["loss"] = float(loss)
     probe = {k: v[:batch_size] for k, v in features.items()}
     probabilities = softmax(model.predict(probe, verbose=0))
-    with tf.device("/CPU:0"), keras_policy("float32"):
+    with tf.device("/CPU:0"), unchecked("float32"):
         reference = zoo.create(name, info, **config)
         reference.set_weights(model.get_weights())
         expected = softmax(reference.predict(probe, verbose=0))
@@ -153,7 +140,7 @@ def check(case, name, info, config, policy, steps, batch_size, export, workdir, 
         if not result["served_max_abs_diff"] <= SERVE_TOLERANCE[policy]:
             failures.append(f"the export's probabilities differ by {result['served_max_abs_diff']:.3g}")
     if default_strategy:
-        with keras_policy(policy):
+        with unchecked(policy):
             keras.utils.set_random_seed(0)
             plain = zoo.create(name, info, **config)
             plain.compile()
