@@ -20,9 +20,10 @@ On a machine with a GPU run it whole (under 8 minutes on one H100):
     python benchmarks/gpu_check.py              # or: make gpu-check
 
 `--reduced` is the form the test suite runs on CPU (tests/test_precision.py), so that the script cannot rot: two steps
-at batch 8 over two logical CPU devices (two replicas, as two GPUs would be), exports under the mixed policy only,
-and the policies run through Keras' global policy whatever the device (float16 is slow on CPU but computes the same
-numbers) except bfloat16 on a processor without bfloat16 instructions. Without `--reduced`, a precision this machine cannot run (`zoo.precision.check`) is reported as skipped.
+at batch 8 over two logical CPU devices (two replicas, as two GPUs would be), the mixed policies only (every model
+trains, saves and exports in float32 over two replicas in the rest of the suite), run through Keras' global policy
+whatever the device (float16 is slow on CPU but computes the same numbers) except bfloat16 on a processor without
+bfloat16 instructions. Without `--reduced`, a precision this machine cannot run (`zoo.precision.check`) is reported as skipped.
 
 Usage: python benchmarks/gpu_check.py [--reduced] [--precisions float32,mixed_float16,mixed_bfloat16] [--steps 20]
        [--batch-size 64] [--cases additive_fusion,mfn,...]
@@ -95,7 +96,7 @@ def softmax(logits):
     return z / z.sum(-1, keepdims=True)
 
 
-def check(case, name, info, config, policy, steps, batch_size, export, workdir, strategy, default_strategy=False):
+def check(case, name, info, config, policy, steps, batch_size, workdir, strategy, default_strategy=False):
     """One case under one precision, trained under `strategy` (and with `default_strategy` without one): the dict of
     the module docstring's checks."""
     import keras
@@ -129,16 +130,15 @@ def check(case, name, info, config, policy, steps, batch_size, export, workdir, 
     failures = [] if math.isfinite(loss) else [f"training loss {loss}"]
     if not result["cpu_max_abs_diff"] <= TOLERANCES[policy]:
         failures.append(f"probabilities differ from float32 on CPU by {result['cpu_max_abs_diff']:.3g}")
-    if export:
-        path = export_saved_model(model, os.path.join(workdir, policy), model_name=case)
-        served = tf.saved_model.load(path).signatures["serving_default"](
-            **{k: tf.constant(v) for k, v in probe.items()})
-        result["served_dtype"] = served["probabilities"].dtype.name
-        result["served_max_abs_diff"] = float(np.abs(served["probabilities"].numpy() - probabilities).max())
-        if served["probabilities"].dtype != tf.float32:
-            failures.append(f"serving_default returns {served['probabilities'].dtype.name}")
-        if not result["served_max_abs_diff"] <= SERVE_TOLERANCE[policy]:
-            failures.append(f"the export's probabilities differ by {result['served_max_abs_diff']:.3g}")
+    path = export_saved_model(model, os.path.join(workdir, policy), model_name=case)
+    served = tf.saved_model.load(path).signatures["serving_default"](
+        **{k: tf.constant(v) for k, v in probe.items()})
+    result["served_dtype"] = served["probabilities"].dtype.name
+    result["served_max_abs_diff"] = float(np.abs(served["probabilities"].numpy() - probabilities).max())
+    if served["probabilities"].dtype != tf.float32:
+        failures.append(f"serving_default returns {served['probabilities'].dtype.name}")
+    if not result["served_max_abs_diff"] <= SERVE_TOLERANCE[policy]:
+        failures.append(f"the export's probabilities differ by {result['served_max_abs_diff']:.3g}")
     if default_strategy:
         with unchecked(policy):
             keras.utils.set_random_seed(0)
@@ -172,12 +172,15 @@ def runnable(policy, reduced):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reduced", action="store_true", help="the CPU form the test suite runs")
-    parser.add_argument("--precisions", default="float32,mixed_float16,mixed_bfloat16")
+    parser.add_argument("--precisions", help="comma-separated (default float32,mixed_float16,mixed_bfloat16; "
+                        "reduced: the mixed ones)")
     parser.add_argument("--steps", type=int, help="training steps per pass (default 20; reduced 2)")
     parser.add_argument("--batch-size", type=int, help="the global batch (default 64; reduced 8)")
     parser.add_argument("--cases", help="comma-separated case names (default: all)")
     args = parser.parse_args(argv)
     steps = args.steps or (2 if args.reduced else 20)
+    precisions = args.precisions or ("mixed_float16,mixed_bfloat16" if args.reduced else
+                                     "float32,mixed_float16,mixed_bfloat16")
     batch_size = args.batch_size or (8 if args.reduced else 64)
     import tensorflow as tf
 
@@ -200,15 +203,14 @@ def main(argv=None):
               or [platform.processor() or platform.machine()], "gpus": len(gpus), "reduced": args.reduced,
               "steps": steps, "batch_size": batch_size, "tolerances": TOLERANCES, "skipped": {}, "results": []}
     with tempfile.TemporaryDirectory() as workdir:
-        for policy in args.precisions.split(","):
+        for policy in precisions.split(","):
             why = runnable(policy, args.reduced)
             if why is not None:
                 report["skipped"][policy] = why
                 continue
             for case, name, info, config in chosen:
-                export = policy != "float32" or not args.reduced
                 try:
-                    result = check(case, name, info, config, policy, steps, batch_size, export, workdir,
+                    result = check(case, name, info, config, policy, steps, batch_size, workdir,
                                    strategy, default_strategy=bool(gpus) and policy == "float32")
                 except Exception as error:  # every case is reported; the exit status says one failed
                     result = {"case": case, "model": name, "precision": policy,
