@@ -131,3 +131,36 @@ def test_the_reduced_gpu_check_trains_compares_and_serves_every_family():
             assert r["loss_scaled"] == (policy == "mixed_float16") and r["replicas"] == 2
             assert r["served_dtype"] == "float32" and r["served_max_abs_diff"] <= 1e-2, r
     assert report["failed"] == []
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_a_mixed_float16_run_resumes_exactly_and_records_its_precision(tmp_path, monkeypatch):
+    """`runs.train(precision="mixed_float16")` (the device check told a GPU is there; the numbers are float16's on any
+    device) with synergy's second optimiser: both loss-scaled optimisers' states survive an interruption, so the
+    resumed run ends with the uninterrupted run's weights; the settings and the published command carry the
+    precision; the export serves float32."""
+    from multisensory.training import checkpoints, publishing
+
+    monkeypatch.setattr(precision, "gpu_capabilities", lambda: [(8, 0)])
+    tiny = dict(epochs=3, batch_size=16, dataset_options={"num_examples": 64}, verbose=0, precision="mixed_float16",
+                config={"width": 8, "synergy": SynergyConfig().get_config()}, patience=None)
+    whole, resumed = str(tmp_path / "whole"), str(tmp_path / "resumed")
+    expected = runs.train("additive_fusion", "synthetic_av", whole, **tiny)
+    with pytest.raises(KeyboardInterrupt):
+        runs.train("additive_fusion", "synthetic_av", resumed, callbacks=[_Interrupt()], **tiny)
+    assert checkpoints.saved_epoch(os.path.join(resumed, "backup")) == 2
+    assert runs.train("additive_fusion", "synthetic_av", resumed, **tiny) == expected
+    for a, b in zip(runs.load_model(os.path.join(whole, "model.keras")).get_weights(),
+                    runs.load_model(os.path.join(resumed, "model.keras")).get_weights()):
+        np.testing.assert_array_equal(a, b)
+    settings = json.load(open(os.path.join(whole, "metrics.json")))["settings"]
+    assert settings["precision"] == "mixed_float16"
+    assert publishing.train_command(settings).endswith("--precision mixed_float16")
+    served = tf.saved_model.load(settings["export"]).signatures["serving_default"](
+        **{k: tf.constant(v[:2]) for k, v in generate(2, seed=0)[0].items()})
+    assert all(t.dtype == tf.float32 for t in served.values() if t.dtype.is_floating)
