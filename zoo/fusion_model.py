@@ -33,6 +33,11 @@ Any model with two or more modalities takes `synergy=SynergyConfig(...)` (Shanka
 in two groups, one tape and one gradient call each (`objectives`): the model's weights minimise the task terms +
 beta L_reg with the compiled optimiser; the C-Network minimises L_reg with its own AdamW (`synergy_optimizer`, built
 in `compile`, hence inside the strategy scope). `call`, `predict` and exports never run the C-Network.
+
+Precision (`multisensory.zoo.precision`): the layers compute in the Keras dtype policy that is global when the model
+is built (`zoo.create(..., precision=)`); the model itself is float32 (its dtype), so inputs are taken and
+standardised in float32 and the prediction is float32, as are the multiplicative head's log-probabilities and the
+C-Network. Under mixed_float16 `compile` wraps both optimisers in Keras' `LossScaleOptimizer`.
 """
 
 import weakref
