@@ -25,8 +25,11 @@ trains, saves and exports in float32 over two replicas in the rest of the suite)
 whatever the device (float16 is slow on CPU but computes the same numbers) except bfloat16 on a processor without
 bfloat16 instructions. Without `--reduced`, a precision this machine cannot run (`zoo.precision.check`) is reported as skipped.
 
+No case starts after `--budget-s` seconds (default 420; none with `--reduced`), so that the check fits a short device loan; the cases left
+are reported as not run (a failure), with each case's seconds to plan a rerun with `--cases` or `--precisions`.
+
 Usage: python benchmarks/gpu_check.py [--reduced] [--precisions float32,mixed_float16,mixed_bfloat16] [--steps 20]
-       [--batch-size 64] [--cases additive_fusion,mfn,...]
+       [--batch-size 64] [--cases additive_fusion,mfn,...] [--budget-s 420]
 """
 
 import argparse
@@ -177,11 +180,15 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, help="training steps per pass (default 20; reduced 2)")
     parser.add_argument("--batch-size", type=int, help="the global batch (default 64; reduced 8)")
     parser.add_argument("--cases", help="comma-separated case names (default: all)")
+    parser.add_argument("--budget-s", type=float,
+                        help="start no case after this many seconds (default 420, a short device loan; reduced: "
+                             "none); the cases left are reported as not run, a failure")
     args = parser.parse_args(argv)
     steps = args.steps or (2 if args.reduced else 20)
     precisions = args.precisions or ("mixed_float16,mixed_bfloat16" if args.reduced else
                                      "float32,mixed_float16,mixed_bfloat16")
     batch_size = args.batch_size or (8 if args.reduced else 64)
+    budget = args.budget_s or (math.inf if args.reduced else 420.0)
     import tensorflow as tf
 
     if args.reduced and not tf.config.list_physical_devices("GPU"):  # two replicas, before TensorFlow starts
@@ -209,6 +216,11 @@ def main(argv=None):
                 report["skipped"][policy] = why
                 continue
             for case, name, info, config in chosen:
+                begun = time.perf_counter()
+                if begun - started > budget:
+                    report["results"].append({"case": case, "model": name, "precision": policy, "failures": [
+                        f"not run: the time budget of {budget:g} s was spent (--budget-s, --cases)"]})
+                    continue
                 try:
                     result = check(case, name, info, config, policy, steps, batch_size, workdir,
                                    strategy, default_strategy=bool(gpus) and policy == "float32")
@@ -216,6 +228,7 @@ def main(argv=None):
                     result = {"case": case, "model": name, "precision": policy,
                               "failures": [f"{type(error).__name__}: {error}".splitlines()[0][:500]],
                               "traceback": traceback.format_exc(limit=-8)}
+                result["seconds"] = round(time.perf_counter() - begun, 1)
                 report["results"].append(result)
                 print(f"{case} {policy}: {'ok' if not result['failures'] else result['failures']}", file=sys.stderr,
                       flush=True)
