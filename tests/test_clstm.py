@@ -82,11 +82,24 @@ def test_fusion_depth_study_writes_grids_and_differences(data_dir, tmp_path):
 
     out = str(tmp_path / "study")
     assert commands.main(["study", "fusion-depth", "--data-dir", data_dir, "--out", out, "--epochs", "1",
-                     "--train-pairs", "64", "--test-pairs", "32", "--filters", "4", "--max-frames", "3",
-                     "--snrs", "inf,0.25"]) == 0
-    files = set(os.listdir(out))
-    for name in ("initial_snr_grid", "second_snr_grid", "fc_snr_grid", "initial_minus_second", "initial_minus_fc"):
-        assert {f"{name}.csv", f"{name}.png"} <= files
-    report = json.load(open(os.path.join(out, "study.json")))
-    assert set(report["test_accuracy_at_training_noise"]) == {"initial", "second", "fc"}
-    assert report["settings"]["max_frames"] == 3 and report["settings"]["snrs"] == ["original", "0.25"]
+                          "--train-pairs", "64", "--test-pairs", "32", "--filters", "4", "--max-frames", "3",
+                          "--snrs", "inf,0.25", "--seeds", "0,1"]) == 0
+    for seed in (0, 1):  # each seed's study
+        files = set(os.listdir(os.path.join(out, f"seed-{seed}")))
+        for name in ("initial_snr_grid", "second_snr_grid", "fc_snr_grid", "initial_minus_second",
+                     "initial_minus_fc"):
+            assert {f"{name}.csv", f"{name}.png"} <= files
+    reports = [json.load(open(os.path.join(out, f"seed-{s}", "study.json"))) for s in (0, 1)]
+    assert set(reports[0]["test_accuracy_at_training_noise"]) == {"initial", "second", "fc"}
+    assert reports[0]["settings"]["max_frames"] == 3 and reports[0]["settings"]["snrs"] == ["original", "0.25"]
+    summary = json.load(open(os.path.join(out, "summary.json")))  # the seeds summarised, by hand
+    for fusion in ("initial", "second", "fc"):
+        values = [r["test_accuracy_at_training_noise"][fusion] for r in reports]
+        assert summary["accuracy"][fusion]["mean"] == pytest.approx(np.mean(values))
+        assert summary["accuracy"][fusion]["std"] == pytest.approx(np.std(values, ddof=1))
+    comparison = summary["comparisons"]["initial_minus_fc"]
+    differences = [r["grids"]["initial"]["values"][1][0] - r["grids"]["fc"]["values"][1][0] for r in reports]
+    assert comparison["cells"]["mean"][1][0] == pytest.approx(np.mean(differences))
+    assert comparison["cells"]["positive_seeds"][1][0] == sum(d > 0 for d in differences)
+    assert comparison["grid_mean"]["n"] == 2 and "verdict" in comparison["accuracy"]
+    assert {"initial_minus_fc_mean.csv", "initial_minus_fc_mean.png"} <= set(os.listdir(out))

@@ -19,6 +19,7 @@ A rerun of a study with the same arguments reuses the runs it finished and resum
 """
 
 import csv
+import math
 import os
 
 from multisensory import zoo
@@ -58,8 +59,51 @@ def fusion_depth(out, data_dir=None, epochs=10, batch_size=32, train_pairs=None,
                 "snrs": [robustness.snr_label(s) for s in snrs], "training_noise": TRAINING_NOISE, "seed": seed}
     runs.write_json(os.path.join(out, "study.json"), {
         "study": "fusion_depth", "test_accuracy_at_training_noise": accuracy,
-        "grid_mean_accuracy": {k: float(g["values"].mean()) for k, g in grids.items()}, "settings": settings})
+        "grid_mean_accuracy": {k: float(g["values"].mean()) for k, g in grids.items()},
+        "grids": {k: {"rows": settings["snrs"], "cols": settings["snrs"], "values": g["values"].tolist()}
+                  for k, g in grids.items()}, "settings": settings})
     return accuracy
+
+
+def fusion_depth_seeds(out, seeds, **kwargs):
+    """`fusion_depth` once per seed (into `<out>/seed-<s>/`, reused when finished), then a summary over the seeds,
+    returned and written to `summary.json`: per fusion depth the test accuracy at the training noise and the grid's
+    mean accuracy (mean, std, 95% interval: `statistics.summary`); initial against second and against fc, the paired
+    t over seeds of both (`statistics.paired_t`, with its verdict), and per grid cell the mean difference and the
+    seeds in which it is positive; `initial_minus_<other>_mean.{csv,png}` hold the mean difference grids."""
+    import numpy as np
+
+    from . import statistics
+
+    seeds = [int(s) for s in seeds]
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"A study over seeds needs two or more different seeds, got {seeds}.")
+    reports = []
+    for seed in seeds:
+        fusion_depth(os.path.join(out, f"seed-{seed}"), seed=seed, **kwargs)
+        reports.append(runs.read_json(os.path.join(out, f"seed-{seed}", "study.json")))
+    accuracy = {f: [r["test_accuracy_at_training_noise"][f] for r in reports] for f in FUSIONS}
+    grid_mean = {f: [r["grid_mean_accuracy"][f] for r in reports] for f in FUSIONS}
+    values = {f: np.array([r["grids"][f]["values"] for r in reports]) for f in FUSIONS}  # (seeds, rows, cols)
+    labels = reports[0]["settings"]["snrs"]  # image (rows) and audio (columns) SNRs
+    snrs = [math.inf if label == "original" else float(label) for label in labels]
+    summary = {"seeds": seeds, "settings": {k: v for k, v in reports[0]["settings"].items() if k != "seed"},
+               "accuracy": {f: statistics.summary(v) for f, v in accuracy.items()},
+               "grid_mean": {f: statistics.summary(v) for f, v in grid_mean.items()}, "comparisons": {}}
+    for other in ("second", "fc"):
+        tests = {name: statistics.paired_t(per["initial"], per[other])
+                 for name, per in (("accuracy", accuracy), ("grid_mean", grid_mean))}
+        for test in tests.values():
+            test["verdict"] = statistics.verdict(test["p"], test["difference"])
+        difference = values["initial"] - values[other]
+        summary["comparisons"][f"initial_minus_{other}"] = {
+            **tests, "cells": {"snrs": labels, "mean": difference.mean(0).tolist(),
+                               "positive_seeds": (difference > 0).sum(0).tolist()}}
+        robustness.write_grid({"metric": "accuracy difference", "rows": ("image", snrs), "cols": ("audio", snrs),
+                               "values": difference.mean(0)},
+                              os.path.join(out, f"initial_minus_{other}_mean"))
+    runs.write_json(os.path.join(out, "summary.json"), summary)
+    return summary
 
 
 SYNERGY_MODELS = ("ef_lstm", "tfn", "lmf", "mfn")

@@ -42,6 +42,11 @@ def floats(text):
     return tuple(float(v) for v in text.split(","))
 
 
+def integers(text):
+    """Parses '0,1,2' into (0, 1, 2)."""
+    return tuple(int(v) for v in text.split(","))
+
+
 def names(text):
     """Parses 'audio, image' into ("audio", "image")."""
     return tuple(m.strip() for m in (text or "").split(",") if m.strip())
