@@ -360,9 +360,10 @@ def stream_source(folder, spec, split, paths, size, read=None):
     ragged = any(variable(m) for m in spec["modalities"])
 
     def stream(batch_size, shuffle, seed, drop_remainder, lengths=False):
-        finish = _finish(spec, lengths)
-        return _by_example(batches(batch_size, shuffle, seed, drop_remainder).map(
-            finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True), paths, split)
+        dataset = batches(batch_size, shuffle, seed, drop_remainder)
+        if ragged:  # fixed-shape batches are finished as decoded
+            dataset = dataset.map(_finish(spec, lengths), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return _by_example(dataset, paths, split)
 
     def batched(examples, batch_size, drop_remainder):
         """Decoded examples in batches: a variable-length modality's as ragged rows."""

@@ -37,7 +37,7 @@ from multisensory import datasets, zoo
 from multisensory.exports import export_saved_model
 from multisensory.exports.presets import load_keras_file
 from multisensory.zoo import recipes
-from multisensory.zoo.precision import check as check_precision
+from multisensory.zoo.precision import check as check_precision, recorded as recorded_precision
 
 from . import atomic, checkpoints, distribute, run_folder
 from .atomic import write_json
@@ -129,8 +129,7 @@ def train(model, dataset, out, data_dir=None, epochs=5, batch_size=None, noise=N
                 "drop": sorted(drop), "seed": seed, "strategy": strategy, "replicas": scope.num_replicas_in_sync,
                 "select": select, "patience": None if patience is None else int(patience),
                 "learning_rate": None if learning_rate is None else float(learning_rate),
-                # recorded when not float32, so that runs from before the option resume
-                **({"precision": precision} if precision != "float32" else {}),
+                **recorded_precision(precision),  # nothing for float32: runs from before the option resume
                 # where the data came from: a resume or reuse on other files is refused (run_folder.prepare)
                 "data": datasets.registry.data_source(dataset, data_dir)}
     os.makedirs(out, exist_ok=True)

@@ -169,7 +169,7 @@ def tune(model, dataset, directory="studies", project_name=None, tuner_name="ran
     settings = {"model": model, "dataset": dataset, "config": dict(config or {}), "dataset_options": dataset_options,
                 "noise": noise or {}, "drop": sorted(drop), "seed": seed, "tuner": tuner_name,
                 "objective": objective_name, "epochs": epochs, "batch_size": batch_size,
-                **({"precision": precision} if precision != "float32" else {})}
+                **zoo.precision.recorded(precision)}
     os.makedirs(root, exist_ok=True)
     lock = ".lock" if "KERASTUNER_TUNER_ID" not in os.environ else f".lock-{os.environ['KERASTUNER_TUNER_ID']}"
     with run_folder.Lock(root, lock, holder="study", hint="choose another --project-name"):
@@ -288,4 +288,4 @@ def trial_settings(trial_dir):
             "learning_rate": float(training["learning_rate"]),
             "batch_size": int(training.get("batch_size", study["batch_size"])), "noise": study["noise"],
             "drop": study["drop"], "dataset_options": study["dataset_options"],
-            **({"precision": study["precision"]} if "precision" in study else {})}
+            **zoo.precision.recorded(study.get("precision", "float32"))}

@@ -111,6 +111,12 @@ def policy_name(dtype):
     return keras.dtype_policies.get(dtype).name
 
 
+def recorded(name):
+    """The precision as a run's or study's settings record it: {"precision": name}, nothing for float32 (so that the
+    settings of runs from before the option compare equal)."""
+    return {} if name == "float32" else {"precision": name}
+
+
 def current():
     """The name of Keras' global dtype policy, which layers built now compute in."""
     return keras.config.dtype_policy().name
